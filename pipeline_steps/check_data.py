@@ -1,0 +1,64 @@
+"""Step 0: is there a data version newer than the one the Staging model was trained on?
+
+Reads the published pointer of the dataset (written by ``publish_data``) and the
+``data_version`` tag of the model holding the ``staging`` alias. It only reads:
+the sensor in Airflow calls it again and again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from pipeline_steps import tracking
+from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.errors import NotFoundError
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def check_data(settings: Settings, store: Storage, pointer_uri: str | None = None) -> dict[str, Any]:
+    """Compare the newest published data version with the Staging model's."""
+    pointer_uri = pointer_uri or settings.published_pointer_uri
+    try:
+        published = store.read_json(pointer_uri)
+    except NotFoundError:
+        raise NotFoundError(
+            f"no data version of {settings.dataset_name!r} is published at {pointer_uri} "
+            "(publish one with `python -m pipeline_steps.publish_data`)"
+        ) from None
+    client = tracking.connect(settings)
+    staging = tracking.staging_summary(client, settings.model_name, settings.quality_metric)
+    staging_version = staging["data_version"] if staging else None
+    latest = published["md5"]
+    result = {
+        "step": "check_data",
+        "dataset": settings.dataset_name,
+        "latest_version": latest,
+        "published_at": published.get("published_at"),
+        "staging_version": staging_version,
+        "staging_model_version": staging["version"] if staging else None,
+        "new_data": latest != staging_version,
+    }
+    log.info("latest %s, staging trained on %s", latest, staging_version)
+    return result
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    return check_data(settings, Storage(settings.s3), args.pointer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = make_parser("check_data", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--pointer", help="published pointer location (default: from S3_DATA_BUCKET and DATASET_NAME)"
+    )
+    return run_cli(parser, _handle, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

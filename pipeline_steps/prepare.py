@@ -1,0 +1,118 @@
+"""Step 1: fetch one data version, validate it, clean it and split it into train and test.
+
+The input is either a DVC data version (its md5, fetched from the DVC remote on
+S3 and checked against that md5) or a file location. Outputs go under
+``--output``: ``train.parquet``, ``test.parquet`` and ``prepare.json``, the
+manifest the next steps read. The manifest is written last: a run that fails
+validation writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from typing import Any
+
+from pipeline_steps import data, storage
+from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.errors import DataValidationError, NotFoundError, PipelineError
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def dvc_object_uri(settings: Settings, md5: str) -> str:
+    """Where DVC 3 keeps a file of that md5 on the remote (content-addressed)."""
+    return storage.join(settings.s3.dvc_remote_url, "files", "md5", md5[:2], md5[2:])
+
+
+def fetch_version(settings: Settings, store: Storage, md5: str) -> bytes:
+    """The bytes of a published data version, verified against its md5."""
+    if not re.fullmatch(r"[0-9a-f]{32}", md5):
+        raise PipelineError(f"data version {md5!r} is not a DVC md5 (32 hex characters)")
+    uri = dvc_object_uri(settings, md5)
+    try:
+        payload = store.read_bytes(uri)
+    except NotFoundError:
+        raise NotFoundError(
+            f"data version {md5} is not on the DVC remote {settings.s3.dvc_remote_url}"
+        ) from None
+    if data.md5_hex(payload) != md5:
+        raise DataValidationError(f"data version {md5} on the remote is corrupt (md5 mismatch)")
+    return payload
+
+
+def prepare(
+    settings: Settings,
+    store: Storage,
+    output_uri: str,
+    *,
+    data_version: str | None = None,
+    input_uri: str | None = None,
+) -> dict[str, Any]:
+    """Turn one data version into a validated, seeded train/test split under ``output_uri``."""
+    if (data_version is None) == (input_uri is None):
+        raise PipelineError("give exactly one of a data version or an input location")
+    if data_version is not None:
+        source = f"data version {data_version}"
+        payload = fetch_version(settings, store, data_version)
+    else:
+        source = str(input_uri)
+        payload = store.read_bytes(source)
+        data_version = data.md5_hex(payload)
+    log.info("preparing %s (%d bytes)", source, len(payload))
+
+    frame = data.load_table(payload, source, settings.csv_delimiter)
+    data.validate(frame, settings.target_column, source)
+    table = data.clean(frame, settings.target_column, source)
+    train, test = data.split(table, settings.target_column, settings.test_size, settings.seed)
+
+    manifest = {
+        "step": "prepare",
+        "data_version": data_version,
+        "dataset": settings.dataset_name,
+        "source": source,
+        "target": settings.target_column,
+        "classes": table.classes,
+        "features": [c for c in train.columns if c != settings.target_column],
+        "rows_raw": int(len(frame)),
+        "rows_train": int(len(train)),
+        "rows_test": int(len(test)),
+        "seed": settings.seed,
+        "test_size": settings.test_size,
+        "image": settings.image,
+        "train_uri": storage.join(output_uri, "train.parquet"),
+        "test_uri": storage.join(output_uri, "test.parquet"),
+        "prepared_uri": output_uri,
+    }
+    store.write_bytes(manifest["train_uri"], data.to_parquet(train))
+    store.write_bytes(manifest["test_uri"], data.to_parquet(test))
+    store.write_manifest(output_uri, "prepare", manifest)
+    log.info("prepared %s: %d train / %d test rows", data_version, len(train), len(test))
+    return {k: manifest[k] for k in ("data_version", "prepared_uri", "rows_train", "rows_test")}
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    return prepare(
+        settings,
+        Storage(settings.s3),
+        args.output,
+        data_version=args.data_version,
+        input_uri=args.input,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = make_parser("prepare", __doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data-version", help="DVC md5 of a published data version")
+    source.add_argument("--input", help="a CSV or Parquet file: local path or s3:// URI")
+    parser.add_argument("--output", required=True, help="output location (path or s3:// URI)")
+    return run_cli(parser, _handle, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

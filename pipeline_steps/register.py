@@ -1,0 +1,107 @@
+"""Step 4: register the evaluated model in the MLflow Model Registry as the new Staging model.
+
+Only an evaluated run can be registered: the step starts from evaluate's record
+and checks the run holds the model and every metric before it creates anything,
+so a failed or partial run registers nothing. The new version gets the
+``staging`` alias (and the deprecated Staging stage, which MLflow 3 still
+honours) and the provenance tags of its run: git commit, data version, seed and
+the image of every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from typing import Any
+
+from pipeline_steps import provenance, tracking
+from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.errors import PipelineError
+from pipeline_steps.settings import METRICS, Settings
+from pipeline_steps.storage import Storage
+from pipeline_steps.train import LOGGED_MODEL_NAME, MODEL_FILE
+
+log = logging.getLogger(__name__)
+_COPIED_TAGS = (
+    tracking.TAG_GIT_COMMIT,
+    tracking.TAG_DATA_VERSION,
+    tracking.TAG_SEED,
+    tracking.TAG_DATASET,
+)
+
+
+def version_tags(settings: Settings, run: Any) -> dict[str, str]:
+    """The provenance a model version carries: its run's tags plus the register image."""
+    tags = {k: v for k, v in run.data.tags.items() if k in _COPIED_TAGS}
+    tags.update(
+        {k: v for k, v in run.data.tags.items() if k.startswith(tracking.IMAGE_TAG_PREFIX)}
+    )
+    tags.update(provenance.image_tag(settings, "register"))
+    tags["run_id"] = run.info.run_id
+    return tags
+
+
+def _check_registrable(client: Any, run: Any) -> None:
+    missing = [m for m in METRICS if m not in run.data.metrics]
+    if missing:
+        raise PipelineError(
+            f"run {run.info.run_id} has no {', '.join(missing)} metric(s): "
+            "evaluate it before registering"
+        )
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    if MODEL_FILE not in artifacts:
+        raise PipelineError(f"run {run.info.run_id} has no {MODEL_FILE} artifact")
+
+
+def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str, Any]:
+    """Register the run's model and point the ``staging`` alias at the new version."""
+    evaluated = store.read_manifest(evaluated_uri, "evaluate")
+    client = tracking.connect(settings)
+    run = tracking.get_run(client, evaluated["run_id"])
+    _check_registrable(client, run)
+
+    # Imported here: the registry API is only needed once the run checks out.
+    import mlflow  # pylint: disable=import-outside-toplevel
+
+    name = settings.model_name
+    tags = version_tags(settings, run)
+    version = mlflow.register_model(
+        f"runs:/{run.info.run_id}/{LOGGED_MODEL_NAME}", name, tags=tags
+    )
+    client.set_registered_model_alias(name, tracking.STAGING_ALIAS, version.version)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, aliases replace them
+        client.transition_model_version_stage(name, version.version, "Staging")
+    result = {
+        "step": "register",
+        "model_name": name,
+        "version": str(version.version),
+        "alias": tracking.STAGING_ALIAS,
+        "run_id": run.info.run_id,
+        "data_version": tags.get(tracking.TAG_DATA_VERSION),
+        "metric": evaluated["metric"],
+        "value": evaluated["value"],
+    }
+    log.info("registered %s version %s as %s", name, version.version, tracking.STAGING_ALIAS)
+    return result
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    store = Storage(settings.s3)
+    result = register(settings, store, args.evaluated)
+    if args.output:
+        store.write_manifest(args.output, "register", result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = make_parser("register", __doc__.splitlines()[0])
+    parser.add_argument("--evaluated", required=True, help="output location of the evaluate step")
+    parser.add_argument("--output", help="where to write register.json (optional)")
+    return run_cli(parser, _handle, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""Every setting of the pipeline, read from the environment in this one place.
+
+Steps, the data publisher and the tests all call :func:`load_settings`; nothing
+else reads ``os.environ`` for configuration (Twelve-Factor: backing services are
+attached by URL and swapped without code changes). A malformed value fails at
+start with a message that names the variable, rather than deep inside a step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline_steps.errors import SettingsError
+
+DEFAULT_XGB_PARAMS: dict[str, Any] = {
+    "n_estimators": 200,
+    "max_depth": 4,
+    "learning_rate": 0.1,
+    "subsample": 0.9,
+    "colsample_bytree": 0.9,
+    "tree_method": "hist",
+}
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where the S3 service is and how to sign requests to it."""
+
+    endpoint_url: str | None
+    access_key_id: str | None
+    secret_access_key: str | None
+    region: str
+    data_bucket: str
+    artifact_bucket: str
+    runs_bucket: str
+
+    def require_credentials(self) -> None:
+        """Fail early, naming each missing variable, before any S3 call is made."""
+        missing = [
+            name
+            for name, value in (
+                ("AWS_ACCESS_KEY_ID", self.access_key_id),
+                ("AWS_SECRET_ACCESS_KEY", self.secret_access_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)} must be set to use S3")
+
+    @property
+    def dvc_remote_url(self) -> str:
+        """The DVC remote: a prefix in the data bucket."""
+        return f"s3://{self.data_bucket}/dvcstore"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of a step run."""
+
+    s3: S3Settings
+    mlflow_tracking_uri: str
+    mlflow_experiment: str
+    model_name: str
+    dataset_name: str
+    target_column: str
+    csv_delimiter: str
+    seed: int
+    test_size: float
+    quality_threshold: float
+    quality_metric: str
+    xgb_params: dict[str, Any] = field(default_factory=dict)
+    git_commit: str | None = None
+    image: str | None = None
+
+    @property
+    def published_pointer_uri(self) -> str:
+        """Where the newest published data version of the dataset is announced."""
+        return f"s3://{self.s3.data_bucket}/published/{self.dataset_name}.json"
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name, default)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or default
+
+
+def _required_text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _text(env, name, default)
+    if not value:
+        raise SettingsError(f"{name} must not be empty")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float, *, exclusive: bool) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    inside = 0 < value < 1 if exclusive else 0 <= value <= 1
+    if not inside:
+        bounds = "strictly between 0 and 1" if exclusive else "between 0 and 1"
+        raise SettingsError(f"{name} must be {bounds}, got {raw!r}")
+    return value
+
+
+def _bucket(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _required_text(env, name, default)
+    if not 3 <= len(value) <= 63 or value != value.lower() or "/" in value:
+        raise SettingsError(
+            f"{name} must be an S3 bucket name (3-63 lowercase characters, no '/'), got {value!r}"
+        )
+    return value
+
+
+def _xgb_params(env: Mapping[str, str]) -> dict[str, Any]:
+    raw = _text(env, "XGB_PARAMS")
+    params = dict(DEFAULT_XGB_PARAMS)
+    if raw is None:
+        return params
+    try:
+        overrides = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"XGB_PARAMS must be a JSON object: {exc.msg}") from None
+    if not isinstance(overrides, dict):
+        raise SettingsError("XGB_PARAMS must be a JSON object, e.g. '{\"max_depth\": 6}'")
+    params.update(overrides)
+    return params
+
+
+def _metric(env: Mapping[str, str]) -> str:
+    value = _required_text(env, "QUALITY_METRIC", "f1")
+    if value not in METRICS:
+        raise SettingsError(f"QUALITY_METRIC must be one of {', '.join(METRICS)}, got {value!r}")
+    return value
+
+
+def _delimiter(env: Mapping[str, str]) -> str:
+    value = env.get("CSV_DELIMITER", ",")
+    value = "\t" if value == "\\t" else value
+    if len(value) != 1:
+        raise SettingsError(f"CSV_DELIMITER must be a single character, got {value!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise :class:`SettingsError` naming the first bad one."""
+    env = os.environ if env is None else env
+    s3 = S3Settings(
+        endpoint_url=_text(env, "S3_ENDPOINT_URL"),
+        access_key_id=_text(env, "AWS_ACCESS_KEY_ID"),
+        secret_access_key=_text(env, "AWS_SECRET_ACCESS_KEY"),
+        region=_required_text(env, "AWS_DEFAULT_REGION", "us-east-1"),
+        data_bucket=_bucket(env, "S3_DATA_BUCKET", "dvc-data"),
+        artifact_bucket=_bucket(env, "S3_ARTIFACT_BUCKET", "mlflow-artifacts"),
+        runs_bucket=_bucket(env, "S3_RUNS_BUCKET", "pipeline-runs"),
+    )
+    if s3.endpoint_url and not s3.endpoint_url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"S3_ENDPOINT_URL must start with http:// or https://, got {s3.endpoint_url!r}"
+        )
+    return Settings(
+        s3=s3,
+        mlflow_tracking_uri=_required_text(env, "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
+        mlflow_experiment=_required_text(env, "MLFLOW_EXPERIMENT_NAME", "ct-pipeline"),
+        model_name=_required_text(env, "MODEL_NAME", "ct-xgboost"),
+        dataset_name=_required_text(env, "DATASET_NAME", "breast_cancer"),
+        target_column=_required_text(env, "TARGET_COLUMN", "target"),
+        csv_delimiter=_delimiter(env),
+        seed=_int(env, "SEED", 42),
+        test_size=_fraction(env, "TEST_SIZE", 0.2, exclusive=True),
+        quality_threshold=_fraction(env, "QUALITY_THRESHOLD", 0.85, exclusive=False),
+        quality_metric=_metric(env),
+        xgb_params=_xgb_params(env),
+        git_commit=_text(env, "GIT_COMMIT"),
+        image=_text(env, "STEP_IMAGE"),
+    )

@@ -1,0 +1,111 @@
+"""Step 2: train an XGBoost classifier on the prepared split and track it in MLflow.
+
+The run records the parameters, the seed, the data version, the git commit and
+the image of each step so far; ``model.pkl`` is saved to ``--output`` and to the
+run, and the model is also logged in MLflow's xgboost flavour, which is what the
+registry versions. ``train.json`` under ``--output`` tells evaluate where it all is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipeline_steps import data, provenance, storage, tracking
+from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+
+MODEL_FILE = "model.pkl"
+LOGGED_MODEL_NAME = "model"
+log = logging.getLogger(__name__)
+
+
+def fit(features: Any, labels: Any, params: dict[str, Any], seed: int) -> Any:
+    """A fitted XGBClassifier; same data, params and seed give the same model."""
+    from xgboost import XGBClassifier  # pylint: disable=import-outside-toplevel
+
+    model = XGBClassifier(**params, random_state=seed)
+    model.fit(features, labels)
+    return model
+
+
+def _log_run(settings: Settings, manifest: dict[str, Any], model: Any, model_bytes: bytes) -> Any:
+    import mlflow  # pylint: disable=import-outside-toplevel
+    import xgboost  # pylint: disable=import-outside-toplevel
+
+    mlflow.set_experiment(settings.mlflow_experiment)
+    tags = {
+        **provenance.run_tags(settings, "train"),
+        f"{tracking.IMAGE_TAG_PREFIX}prepare": manifest.get("image") or provenance.NOT_IN_AN_IMAGE,
+        tracking.TAG_DATA_VERSION: manifest["data_version"],
+        tracking.TAG_SEED: str(settings.seed),
+        tracking.TAG_DATASET: manifest["dataset"],
+        "prepared_uri": manifest["prepared_uri"],
+    }
+    params = {
+        **{f"xgb.{k}": v for k, v in settings.xgb_params.items()},
+        "seed": settings.seed,
+        "test_size": manifest["test_size"],
+        "target": manifest["target"],
+        "classes": ",".join(map(str, manifest["classes"])),
+        "rows_train": manifest["rows_train"],
+        "data_version": manifest["data_version"],
+    }
+    with mlflow.start_run(tags=tags) as run:
+        mlflow.log_params(params)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, MODEL_FILE)
+            path.write_bytes(model_bytes)
+            mlflow.log_artifact(str(path))
+        mlflow.xgboost.log_model(
+            model,
+            name=LOGGED_MODEL_NAME,
+            pip_requirements=[f"xgboost=={xgboost.__version__}"],
+        )
+    return run
+
+
+def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str) -> dict[str, Any]:
+    """Fit on the prepared train split, track the run, write ``model.pkl`` and ``train.json``."""
+    manifest = store.read_manifest(prepared_uri, "prepare")
+    tracking.connect(settings)  # fail before the work if MLflow is not there
+    frame = data.from_parquet(store.read_bytes(manifest["train_uri"]))
+    labels = frame.pop(manifest["target"])
+    model = fit(frame, labels, settings.xgb_params, settings.seed)
+    model_bytes = pickle.dumps(model)
+    run = _log_run(settings, manifest, model, model_bytes)
+
+    result = {
+        "step": "train",
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "data_version": manifest["data_version"],
+        "model_uri": storage.join(output_uri, MODEL_FILE),
+        "trained_uri": output_uri,
+        "prepared_uri": prepared_uri,
+    }
+    store.write_bytes(result["model_uri"], model_bytes)
+    store.write_manifest(output_uri, "train", result)
+    log.info("run %s: trained on %s", run.info.run_id, manifest["data_version"])
+    return result
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    return train(settings, Storage(settings.s3), args.prepared, args.output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = make_parser("train", __doc__.splitlines()[0])
+    parser.add_argument("--prepared", required=True, help="output location of the prepare step")
+    parser.add_argument("--output", required=True, help="output location (path or s3:// URI)")
+    return run_cli(parser, _handle, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
