@@ -1,7 +1,7 @@
 """The thin command line shared by every step.
 
 Airflow reads a step's result from the last line of its output (XCom), so the
-step logs to stderr and prints exactly one JSON object to stdout, last. A
+step logs to stderr and prints exactly one JSON object to stdout, and nothing else. A
 :class:`PipelineError` becomes one line on stderr and exit code 1; ``--help``
 works without any setting, so an image can be smoke-tested on its own.
 """
@@ -9,6 +9,7 @@ works without any setting, so an image can be smoke-tested on its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -50,8 +51,10 @@ def run_cli(
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        settings = load_settings()
-        result = handler(args, settings)
+        # Libraries print to stdout too (MLflow prints run links): send all of it to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            settings = load_settings()
+            result = handler(args, settings)
     except PipelineError as exc:
         print(f"error: {parser.prog.rsplit('.', 1)[-1]}: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED

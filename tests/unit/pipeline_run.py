@@ -1,0 +1,44 @@
+"""Runs the steps in order, as the DAG does, for tests that need a trained or registered model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline_steps import evaluate, prepare, register, storage, train
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+
+
+@dataclass
+class PipelineRun:
+    """The result each step returned."""
+
+    prepared: dict[str, Any]
+    trained: dict[str, Any]
+    evaluated: dict[str, Any]
+    registered: dict[str, Any] | None = None
+
+
+def run_steps(
+    settings: Settings,
+    store: Storage,
+    prefix: str,
+    *,
+    data_version: str | None = None,
+    input_uri: str | None = None,
+    do_register: bool = True,
+) -> PipelineRun:
+    """prepare -> train -> evaluate (-> register) under a run-scoped prefix."""
+    prepared = prepare.prepare(
+        settings, store, storage.join(prefix, "prepare"),
+        data_version=data_version, input_uri=input_uri,
+    )
+    trained = train.train(settings, store, prepared["prepared_uri"], storage.join(prefix, "train"))
+    evaluated = evaluate.evaluate(
+        settings, store, trained["trained_uri"], storage.join(prefix, "evaluate")
+    )
+    run = PipelineRun(prepared, trained, evaluated)
+    if do_register:
+        run.registered = register.register(settings, store, evaluated["evaluated_uri"])
+    return run

@@ -1,0 +1,150 @@
+"""Bad input fails with one clear line naming the cause, a non-zero exit, and nothing lost.
+
+The steps are run through their command lines, as Airflow runs them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import mlflow
+import pytest
+
+from pipeline_steps import prepare, register, train
+from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+from tests.services import free_port
+
+GOOD_CSV = b"a,b,target\n1,2,0\n2,3,1\n3,4,0\n4,5,1\n5,6,0\n6,7,1\n7,8,0\n8,9,1\n9,9,0\n1,5,1\n"
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The single error line the CLI printed, and proof nothing else claimed success."""
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+    return errors[0]
+
+
+def run_prepare(store: Storage, prefix: str, payload: bytes, name: str = "input.csv") -> int:
+    source = f"{prefix}/input/{name}"
+    store.write_bytes(source, payload)
+    return prepare.main(["--input", source, "--output", f"{prefix}/prepare"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"a,b,label\n1,2,0\n2,3,1\n", "target column 'target' not found in"),
+        (b"", "is empty"),
+        (b"a;b;target\n1;2;0\n2;3;1\n", "looks ';'-delimited but CSV_DELIMITER is ','"),
+        (b"a,b,target\n1,2,yes\n2,3,no\n", "target column 'target' in s3://"),
+        (b"a,b,target\n1,,0\n2,,1\n3,,0\n", "entirely empty: b"),
+        (b"a,b,target\n1,x,0\n2,y,1\n", "must be numeric; not numeric: b"),
+        (b"a,b,target\n", "has no data rows"),
+    ],
+    ids=["missing-target", "empty-file", "wrong-delimiter", "non-numeric-label",
+         "all-null-feature", "non-numeric-feature", "header-only"],
+)
+def test_prepare_rejects_bad_data_with_a_message_naming_the_cause(
+    store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str], payload: bytes, message: str
+) -> None:
+    assert run_prepare(store, run_prefix, payload) == 1
+    line = error_line(capsys)
+    assert line.startswith("error: prepare: ")
+    assert message in line
+    assert not store.exists(f"{run_prefix}/prepare/prepare.json")
+    assert not store.exists(f"{run_prefix}/prepare/train.parquet")
+
+
+def test_a_non_numeric_label_is_named_in_the_message(
+    store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_prepare(store, run_prefix, b"a,b,target\n1,2,yes\n2,3,no\n") == 1
+    assert "must hold numeric class labels, found non-numeric values such as 'yes'" in error_line(capsys)
+
+
+def test_a_failed_prepare_leaves_the_earlier_output_as_it_was(
+    store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_prepare(store, run_prefix, GOOD_CSV) == 0
+    capsys.readouterr()
+    before = {f: store.read_bytes(f"{run_prefix}/prepare/{f}") for f in ("prepare.json", "train.parquet")}
+
+    assert run_prepare(store, run_prefix, b"a;b;target\n1;2;0\n") == 1
+    error_line(capsys)
+    assert {f: store.read_bytes(f"{run_prefix}/prepare/{f}") for f in before} == before
+
+
+def test_an_unpublished_data_version_is_named(
+    store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str]  # pylint: disable=unused-argument
+) -> None:
+    missing = "0" * 32
+    assert prepare.main(["--data-version", missing, "--output", f"{run_prefix}/prepare"]) == 1
+    assert f"data version {missing} is not on the DVC remote s3://dvc-data/dvcstore" in error_line(capsys)
+
+
+def test_an_unreachable_s3_is_named(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # pylint: disable=unused-argument
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
+    assert prepare.main(["--input", "s3://dvc-data/x.csv", "--output", "s3://pipeline-runs/x"]) == 1
+    assert error_line(capsys) == f"error: prepare: S3 unreachable at {endpoint}"
+
+
+def test_wrong_s3_keys_are_named(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # pylint: disable=unused-argument
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    assert prepare.main(["--input", "s3://dvc-data/x.csv", "--output", "s3://pipeline-runs/x"]) == 1
+    assert "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in error_line(capsys)
+
+
+def test_an_unreachable_mlflow_is_named_and_train_writes_nothing(
+    store: Storage, run_prefix: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_prepare(store, run_prefix, GOOD_CSV) == 0
+    capsys.readouterr()
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    code = train.main(["--prepared", f"{run_prefix}/prepare", "--output", f"{run_prefix}/train"])
+    assert code == 1
+    assert error_line(capsys).startswith(f"error: train: MLflow unreachable at {uri}")
+    assert not store.exists(f"{run_prefix}/train/model.pkl")
+
+
+def test_register_without_an_evaluation_registers_nothing(
+    settings: Settings, store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"{run_prefix}/input/data.csv"
+    store.write_bytes(source, builtin_csv("iris"))
+    prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", input_uri=source)
+    trained = train.train(settings, store, prepared["prepared_uri"], f"{run_prefix}/train")
+    # A forged evaluate record pointing at the trained but never evaluated run.
+    store.write_manifest(f"{run_prefix}/evaluate", "evaluate", {
+        "run_id": trained["run_id"], "metric": "f1", "value": 1.0,
+    })
+    capsys.readouterr()
+
+    assert register.main(["--evaluated", f"{run_prefix}/evaluate"]) == 1
+    assert f"run {trained['run_id']} has no accuracy, precision" in error_line(capsys)
+    assert register.main(["--evaluated", f"{run_prefix}/nowhere"]) == 1
+    assert "did the evaluate step finish?" in error_line(capsys)
+    assert not mlflow.MlflowClient(settings.mlflow_tracking_uri).search_registered_models(
+        filter_string=f"name = '{settings.model_name}'"
+    )
+
+
+def test_a_malformed_setting_fails_at_start_naming_it(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,  # pylint: disable=unused-argument
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SEED", "forty-two")
+    output = f"s3://pipeline-runs/runs/{uuid.uuid4().hex}"
+    assert prepare.main(["--input", "s3://dvc-data/x.csv", "--output", output]) == 1
+    assert error_line(capsys) == "error: prepare: SEED must be an integer, got 'forty-two'"

@@ -1,0 +1,132 @@
+"""The steps together, on real S3 and a real MLflow server: what a user checks after a run."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pytest
+from PIL import Image
+
+from pipeline_steps import check_data, publish_data, tracking
+from pipeline_steps.data import md5_hex
+from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.settings import METRICS, Settings
+from pipeline_steps.storage import Storage
+from tests.unit.pipeline_run import run_steps
+
+
+@pytest.fixture
+def published(settings: Settings, store: Storage) -> dict:
+    """The built-in dataset, pushed to the DVC remote with DVC and announced."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "breast_cancer.csv")
+        path.write_bytes(builtin_csv("breast_cancer"))
+        return publish_data.publish(settings, store, path)
+
+
+def test_publishing_pushes_the_file_to_the_dvc_remote_and_moves_the_pointer(
+    settings: Settings, store: Storage, published: dict
+) -> None:
+    expected = builtin_csv("breast_cancer")
+    assert published["md5"] == md5_hex(expected)
+    remote_object = f"{settings.s3.dvc_remote_url}/files/md5/{published['md5'][:2]}/{published['md5'][2:]}"
+    assert store.read_bytes(remote_object) == expected
+    assert store.read_json(settings.published_pointer_uri)["md5"] == published["md5"]
+
+
+def test_new_data_is_reported_until_a_staging_model_is_trained_on_it(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    before = check_data.check_data(settings, store)
+    assert before["new_data"] is True
+    assert before["latest_version"] == published["md5"]
+    assert before["staging_version"] is None
+
+    run_steps(settings, store, run_prefix, data_version=published["md5"])
+
+    after = check_data.check_data(settings, store)
+    assert after["new_data"] is False
+    assert after["staging_version"] == published["md5"]
+
+
+def test_a_full_run_registers_a_staging_version_with_its_provenance(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    run = run_steps(settings, store, run_prefix, data_version=published["md5"])
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
+
+    version = client.get_model_version_by_alias(settings.model_name, tracking.STAGING_ALIAS)
+    assert version.version == run.registered["version"]
+    assert version.current_stage == "Staging"
+    assert version.run_id == run.trained["run_id"]
+    assert version.tags["data_version"] == published["md5"]
+    assert version.tags["git_commit"] == settings.git_commit
+    assert version.tags["seed"] == str(settings.seed)
+    for step in ("prepare", "train", "evaluate", "register"):
+        assert version.tags[f"image.{step}"] == settings.image
+
+    mlflow_run = client.get_run(run.trained["run_id"])
+    assert mlflow_run.data.tags["mlflow.source.git.commit"] == settings.git_commit
+    assert mlflow_run.data.params["seed"] == str(settings.seed)
+    artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
+    assert {"model.pkl", "metrics.json", "confusion_matrix.png"} <= artifacts
+
+
+def test_metrics_json_is_what_mlflow_logged_and_the_plot_is_a_real_png(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    run = run_steps(settings, store, run_prefix, data_version=published["md5"], do_register=False)
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
+    run_id = run.trained["run_id"]
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics_file = Path(client.download_artifacts(run_id, "metrics.json", tmp))
+        logged_file = json.loads(metrics_file.read_text(encoding="utf-8"))
+        png = Path(client.download_artifacts(run_id, "confusion_matrix.png", tmp)).read_bytes()
+
+    logged_metrics = client.get_run(run_id).data.metrics
+    assert set(logged_file) == set(METRICS)
+    assert logged_file == {name: logged_metrics[name] for name in METRICS}
+    assert store.read_json(run.evaluated["metrics_uri"]) == logged_file
+    assert all(0.0 <= value <= 1.0 for value in logged_file.values())
+    image = Image.open(io.BytesIO(png))
+    image.verify()
+    assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
+    assert store.read_bytes(run.evaluated["plot_uri"]) == png
+
+
+def test_the_same_seed_and_data_give_the_same_metrics(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    first = run_steps(settings, store, f"{run_prefix}/a", data_version=published["md5"], do_register=False)
+    second = run_steps(settings, store, f"{run_prefix}/b", data_version=published["md5"], do_register=False)
+    assert first.trained["run_id"] != second.trained["run_id"]
+    assert first.evaluated["metrics"] == second.evaluated["metrics"]
+    assert store.read_bytes(first.trained["model_uri"]) == store.read_bytes(second.trained["model_uri"])
+
+
+def test_evaluate_reports_the_current_staging_model_for_the_quality_gate(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    first = run_steps(settings, store, f"{run_prefix}/a", data_version=published["md5"])
+    assert first.evaluated["staging"] is None
+    second = run_steps(settings, store, f"{run_prefix}/b", data_version=published["md5"], do_register=False)
+    staging = second.evaluated["staging"]
+    assert staging["version"] == first.registered["version"]
+    assert staging["metric"] == settings.quality_metric
+    assert staging["value"] == pytest.approx(first.evaluated["value"])
+
+
+def test_a_multiclass_table_given_by_location_runs_through(
+    settings: Settings, store: Storage, run_prefix: str
+) -> None:
+    source = f"{run_prefix}/input/wine.csv"
+    store.write_bytes(source, builtin_csv("wine"))
+    run = run_steps(settings, store, run_prefix, input_uri=source)
+    assert run.prepared["data_version"] == md5_hex(builtin_csv("wine"))
+    assert store.read_json(f"{run_prefix}/prepare/prepare.json")["classes"] == [0, 1, 2]
+    assert set(run.evaluated["metrics"]) == set(METRICS)
+    assert run.registered["version"] == "1"

@@ -1,0 +1,67 @@
+"""Settings come from the environment, in one place; a bad one is named at start."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline_steps.errors import SettingsError
+from pipeline_steps.settings import DEFAULT_XGB_PARAMS, load_settings
+
+
+def test_defaults_need_no_environment_and_track_into_local_sqlite() -> None:
+    settings = load_settings({})
+    assert settings.mlflow_tracking_uri == "sqlite:///mlflow.db"
+    assert settings.seed == 42
+    assert settings.quality_threshold == 0.85
+    assert settings.quality_metric == "f1"
+    assert settings.xgb_params == DEFAULT_XGB_PARAMS
+    assert settings.published_pointer_uri == "s3://dvc-data/published/breast_cancer.json"
+    assert settings.s3.dvc_remote_url == "s3://dvc-data/dvcstore"
+
+
+def test_values_are_read_from_the_environment() -> None:
+    settings = load_settings({
+        "S3_ENDPOINT_URL": "http://s3:9000", "S3_DATA_BUCKET": "my-data",
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000", "MODEL_NAME": "churn",
+        "DATASET_NAME": "customers", "TARGET_COLUMN": "churned", "SEED": "7",
+        "QUALITY_THRESHOLD": "0.9", "QUALITY_METRIC": "roc_auc", "CSV_DELIMITER": "\\t",
+        "XGB_PARAMS": '{"max_depth": 6}',
+    })
+    assert settings.s3.endpoint_url == "http://s3:9000"
+    assert settings.published_pointer_uri == "s3://my-data/published/customers.json"
+    assert (settings.model_name, settings.target_column, settings.seed) == ("churn", "churned", 7)
+    assert (settings.quality_threshold, settings.quality_metric) == (0.9, "roc_auc")
+    assert settings.csv_delimiter == "\t"
+    assert settings.xgb_params["max_depth"] == 6
+    assert settings.xgb_params["n_estimators"] == DEFAULT_XGB_PARAMS["n_estimators"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SEED": "x"}, "SEED must be an integer, got 'x'"),
+        ({"QUALITY_THRESHOLD": "high"}, "QUALITY_THRESHOLD must be a number"),
+        ({"QUALITY_THRESHOLD": "1.5"}, "QUALITY_THRESHOLD must be between 0 and 1"),
+        ({"TEST_SIZE": "0"}, "TEST_SIZE must be strictly between 0 and 1"),
+        ({"QUALITY_METRIC": "loss"}, "QUALITY_METRIC must be one of accuracy, precision"),
+        ({"XGB_PARAMS": "{max_depth: 6}"}, "XGB_PARAMS must be a JSON object"),
+        ({"XGB_PARAMS": "[1]"}, "XGB_PARAMS must be a JSON object"),
+        ({"S3_DATA_BUCKET": "Data"}, "S3_DATA_BUCKET must be an S3 bucket name"),
+        ({"S3_ENDPOINT_URL": "s3:9000"}, "S3_ENDPOINT_URL must start with http:// or https://"),
+        ({"CSV_DELIMITER": ";;"}, "CSV_DELIMITER must be a single character"),
+    ],
+)
+def test_a_malformed_setting_is_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match="^" + message.replace("(", r"\(")):
+        load_settings(env)
+
+
+def test_a_blank_setting_counts_as_unset() -> None:
+    assert load_settings({"MODEL_NAME": "  ", "SEED": ""}).model_name == "ct-xgboost"
+    assert load_settings({"SEED": ""}).seed == 42
+
+
+def test_s3_keys_are_required_only_when_s3_is_used() -> None:
+    s3 = load_settings({"AWS_ACCESS_KEY_ID": "id"}).s3
+    with pytest.raises(SettingsError, match="^AWS_SECRET_ACCESS_KEY must be set to use S3"):
+        s3.require_credentials()
