@@ -16,9 +16,19 @@ install: ## Create .venv with the package, every step's dependencies and the dev
 
 .PHONY: lint
 # Test names are the specification and pytest fixtures shadow by design: both checks are off in tests.
-lint: install ## pylint on the package, the DAGs and the tests
+lint: install install-airflow ## pylint on the package, the DAGs and the tests
 	$(UV) run pylint pipeline_steps
-	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests
+	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit
+	cd orchestration && $(UV) run pylint dags
+	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
+
+.PHONY: install-airflow
+install-airflow: ## Create orchestration/.venv: Airflow and the docker provider (from orchestration/uv.lock)
+	cd orchestration && $(UV) sync --frozen
+
+.PHONY: test-dags
+test-dags: install-airflow ## DAG integrity and quality-gate tests, in the Airflow environment
+	cd orchestration && $(UV) run pytest --confcutdir=../tests/dags -p no:cacheprovider ../tests/dags $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: install ## Unit tests of the steps against real local S3 (SeaweedFS) and MLflow servers

@@ -89,4 +89,5 @@ def staging_summary(client: Any, model_name: str, metric: str) -> dict[str, Any]
         "data_version": tags.get(TAG_DATA_VERSION),
         "metric": metric,
         "value": run.data.metrics.get(metric) if run else None,
+        "metrics": dict(run.data.metrics) if run else {},
     }
