@@ -103,8 +103,23 @@ def publish(settings: Settings, store: Storage, path: Path) -> dict[str, Any]:
     return pointer
 
 
+def create_buckets(settings: Settings, store: Storage) -> list[str]:
+    """Create the stack's buckets where missing (the stack's init job: safe to run again)."""
+    buckets = [settings.s3.data_bucket, settings.s3.artifact_bucket, settings.s3.runs_bucket]
+    for bucket in buckets:
+        store.ensure_bucket(bucket)
+    log.info("buckets ready: %s", ", ".join(buckets))
+    return buckets
+
+
 def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     store = Storage(settings.s3)
+    if args.create_buckets:
+        create_buckets(settings, store)
+    if args.if_unpublished and store.exists(settings.published_pointer_uri):
+        published = store.read_json(settings.published_pointer_uri)
+        log.info("%s already has version %s published", settings.dataset_name, published["md5"])
+        return {**published, "already_published": True}
     if args.file:
         return publish(settings, store, Path(args.file))
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser("publish_data", __doc__.splitlines()[0])
     parser.add_argument(
         "--file", help="CSV or Parquet file to publish (default: the built-in DATASET_NAME table)"
+    )
+    parser.add_argument(
+        "--create-buckets", action="store_true", help="first create the stack's buckets if missing"
+    )
+    parser.add_argument(
+        "--if-unpublished", action="store_true",
+        help="publish only when no version of the dataset is published yet (first start of a stack)",
     )
     return run_cli(parser, _handle, argv)
 

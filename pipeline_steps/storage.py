@@ -108,6 +108,18 @@ class Storage:
             return False
         return True
 
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create an S3 bucket unless it is already there."""
+        uri = f"s3://{bucket}/"
+        try:
+            with self._translate_errors(uri):
+                self.client.head_bucket(Bucket=bucket)
+            return
+        except NotFoundError:
+            pass
+        with self._translate_errors(uri):
+            self.client.create_bucket(Bucket=bucket)
+
     def read_json(self, uri: str) -> Any:
         """Parse a JSON document; a clear error when it is not JSON."""
         try:
@@ -158,7 +170,7 @@ class _S3Errors:
             code = str(error.get("Code", ""))
             if code == "NoSuchBucket":
                 bucket, _ = split_s3(self.uri)
-                raise PipelineError(f"S3 bucket {bucket!r} does not exist at {self.endpoint}") from None
+                raise NotFoundError(f"S3 bucket {bucket!r} does not exist at {self.endpoint}") from None
             if code in _MISSING_CODES:
                 raise NotFoundError(f"{self.uri} does not exist") from None
             if code in _AUTH_CODES:

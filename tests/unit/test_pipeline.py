@@ -130,3 +130,22 @@ def test_a_multiclass_table_given_by_location_runs_through(
     assert store.read_json(f"{run_prefix}/prepare/prepare.json")["classes"] == [0, 1, 2]
     assert set(run.evaluated["metrics"]) == set(METRICS)
     assert run.registered["version"] == "1"
+
+
+def test_the_stack_init_creates_buckets_and_publishes_only_once(
+    settings: Settings, store: Storage, s3_server, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("S3_DATA_BUCKET", "fresh-data")
+    monkeypatch.setenv("S3_RUNS_BUCKET", "fresh-runs")
+    assert publish_data.main(["--create-buckets", "--if-unpublished"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    buckets = {b["Name"] for b in s3_server.client().list_buckets()["Buckets"]}
+    assert {"fresh-data", "fresh-runs", settings.s3.artifact_bucket} <= buckets
+    assert first["md5"] == md5_hex(builtin_csv("breast_cancer"))
+
+    assert publish_data.main(["--create-buckets", "--if-unpublished"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["already_published"] is True
+    assert second["published_at"] == first["published_at"]
+    assert store.read_json("s3://fresh-data/published/breast_cancer.json") == first
