@@ -5,6 +5,7 @@ SHELL := /bin/bash
 
 UV ?= uv
 PYTEST_ARGS ?=
+include images/images.mk
 
 .PHONY: help
 help: ## List the targets

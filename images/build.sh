@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build every image of the stack from images/Dockerfile: the step images
+# (ct-check-data, ct-prepare, ct-train, ct-evaluate, ct-register, ct-publish) and
+# the services (ct-airflow, ct-mlflow, ct-seaweedfs, ct-postgres), each tagged
+# with the git commit and `latest`; print a table of image, tag and size.
+#
+# The base is BASE_IMAGE (default python:3.11-slim-bookworm); where it cannot be
+# pulled, a local one is bootstrapped from the host's Debian mirror. The two
+# builder stages are tagged too (ct-builder, ct-services-builder) so that pruning
+# dangling images never throws away the cached venvs.
+set -euo pipefail
+# shellcheck source=images/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_DIR"
+
+if command -v "${UV:-uv}" >/dev/null 2>&1; then
+  images/lock.sh --check
+else
+  say "uv not found: not checking that images/locks/ matches uv.lock"
+fi
+
+base="$(resolve_base)"
+tag="$(git_tag)"
+commit="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+[[ "$tag" == *-dirty ]] && commit="$commit-dirty"
+common=(--build-arg "BASE_IMAGE=$base" --build-arg "GIT_COMMIT=$commit")
+say "building on $base, tag $tag (logs in $LOG_DIR)"
+
+start=$SECONDS
+built=()
+for builder in builder services-builder; do
+  seconds="$(build_target . "$builder" "ct-$builder" "${common[@]}")"
+  say "ct-$builder ready in ${seconds}s"
+done
+for image in "${STEP_ORDER[@]}"; do
+  # shellcheck disable=SC2046  # step_args is a list of arguments
+  seconds="$(build_target . step "ct-$image" "${common[@]}" $(step_args "$image") --tag "ct-$image:$tag")"
+  say "ct-$image:$tag built in ${seconds}s"
+  built+=("ct-$image")
+done
+for image in "${SERVICE_ORDER[@]}"; do
+  seconds="$(build_target . "$image" "ct-$image" "${common[@]}" --tag "ct-$image:$tag")"
+  say "ct-$image:$tag built in ${seconds}s"
+  built+=("ct-$image")
+done
+prune_dangling
+say "all images built in $((SECONDS - start))s"
+
+printf '%-16s %-18s %10s\n' IMAGE TAG SIZE
+for image in "${built[@]}"; do
+  printf '%-16s %-18s %10s\n' "$image" "$tag" "$(human_size "$image:$tag")"
+done

@@ -1,0 +1,69 @@
+# Shared by images/build.sh and images/bench.sh (sourced, not run).
+# shellcheck shell=bash
+
+IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(dirname "$IMAGES_DIR")"
+DEFAULT_BASE_IMAGE=python:3.11-slim-bookworm
+LOCAL_BASE_IMAGE=ct-base:python3.11-bookworm
+LOG_DIR="${LOG_DIR:-${TMPDIR:-/tmp}/ct-images}"
+# Step image name -> "<lock name> <pipeline_steps module>".
+declare -A STEPS=(
+  [check-data]="check-data check_data" [prepare]="prepare prepare" [train]="train train"
+  [evaluate]="evaluate evaluate" [register]="register register" [publish]="publish publish_data"
+)
+STEP_ORDER=(check-data prepare train evaluate register publish)
+SERVICE_ORDER=(airflow mlflow seaweedfs postgres)
+
+say() { echo "images: $*" >&2; }
+
+# The base image to build on: BASE_IMAGE if present or pullable, else the local
+# bootstrap from the host's Debian mirror (built once, reused after).
+resolve_base() {
+  local wanted="${BASE_IMAGE:-$DEFAULT_BASE_IMAGE}"
+  if docker image inspect "$wanted" >/dev/null 2>&1 || docker pull -q "$wanted" >/dev/null 2>&1; then
+    echo "$wanted"
+    return
+  fi
+  if docker image inspect "$LOCAL_BASE_IMAGE" >/dev/null 2>&1; then
+    say "cannot pull $wanted; using $LOCAL_BASE_IMAGE, bootstrapped earlier from the host's Debian mirror"
+  else
+    say "cannot pull $wanted; bootstrapping $LOCAL_BASE_IMAGE from the host's Debian mirror (debootstrap)"
+    "$IMAGES_DIR/base/bootstrap.sh" "$LOCAL_BASE_IMAGE" >&2
+  fi
+  echo "$LOCAL_BASE_IMAGE"
+}
+
+# git short sha, "-dirty" when the tree has changes.
+git_tag() {
+  local sha
+  sha="$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+  if [ -n "$(git -C "$REPO_DIR" status --porcelain 2>/dev/null)" ]; then sha="$sha-dirty"; fi
+  echo "$sha"
+}
+
+# build_target CONTEXT TARGET IMAGE [docker build args...]: build and tag
+# IMAGE:latest (plus any -t given), log to $LOG_DIR/IMAGE.log, print seconds taken.
+build_target() {
+  local context="$1" target="$2" image="$3"
+  shift 3
+  mkdir -p "$LOG_DIR"
+  local log="$LOG_DIR/$image.log" start=$SECONDS
+  if ! docker build --file "$IMAGES_DIR/Dockerfile" --target "$target" --tag "$image:latest" \
+      --label ct.project=ct-pipeline "$@" "$context" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    say "building $image (target $target) failed; full log: $log"
+    return 1
+  fi
+  echo $((SECONDS - start))
+}
+
+# Build args that select one step's venv and module.
+step_args() {
+  local lock module
+  read -r lock module <<<"${STEPS[$1]}"
+  echo "--build-arg VENV=$lock --build-arg MODULE=$module"
+}
+
+human_size() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.0f MB", $1 / 1e6 }'; }
+
+prune_dangling() { docker image prune -f --filter label=ct.project=ct-pipeline >/dev/null; }
