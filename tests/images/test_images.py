@@ -1,0 +1,78 @@
+"""Every image exists, runs as intended, and carries nothing a final image must not.
+
+Run after `make build-images`; the tests use the `:latest` tags and real containers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.images.conftest import ALL_IMAGES, STEP_MODULES, Docker, ref
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "orchestration" / "dags"
+IMAGE_DAGS_DIR = "/opt/airflow/dags"
+
+
+@pytest.mark.parametrize("name", ALL_IMAGES)
+def test_image_exists(docker: Docker, name: str) -> None:
+    done = docker("image", "inspect", ref(name), check=False)
+    assert done.returncode == 0, f"{ref(name)} is missing: run `make build-images`"
+
+
+@pytest.mark.parametrize("name", STEP_MODULES)
+def test_step_prints_its_cli_help(docker: Docker, name: str) -> None:
+    done = docker("run", "--rm", ref(name), "--help", check=False)
+    assert done.returncode == 0, f"{ref(name)} --help failed:\n{done.stderr}"
+    assert f"pipeline_steps.{STEP_MODULES[name]}" in done.stdout
+    assert done.stdout.startswith("usage:")
+
+
+@pytest.mark.parametrize("name", ALL_IMAGES)
+def test_runs_as_non_root(docker: Docker, name: str) -> None:
+    uid = docker("run", "--rm", "--entrypoint", "id", ref(name), "-u").stdout.strip()
+    assert uid.isdigit() and int(uid) != 0, f"{ref(name)} runs as uid {uid}"
+
+
+def test_train_imports_xgboost(docker: Docker) -> None:
+    done = docker(
+        "run", "--rm", "--entrypoint", "python", ref("train"),
+        "-c", "import xgboost, sklearn, pandas, mlflow; print(xgboost.__version__)",
+    )
+    assert done.stdout.strip()[0].isdigit()
+
+
+def test_airflow_loads_the_dag_folder_without_import_errors(docker: Docker) -> None:
+    script = (
+        "import json, pathlib\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={IMAGE_DAGS_DIR!r})\n"
+        "print(json.dumps({'errors': bag.import_errors, 'dag_ids': sorted(bag.dag_ids),\n"
+        "  'parsed': sorted(pathlib.Path(s.file).name for s in bag.dagbag_stats),\n"
+        f"  'files': sorted(p.name for p in pathlib.Path({IMAGE_DAGS_DIR!r}).glob('*.py'))}}))\n"
+    )
+    done = docker(
+        "run", "--rm", "-e", "AIRFLOW__CORE__LOAD_EXAMPLES=False",
+        "--entrypoint", "python", ref("airflow"), "-c", script, timeout=300,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    # The image holds the repository's DAG files, and DagBag parsed every one that defines a DAG.
+    assert result["files"] == sorted(p.name for p in DAGS_DIR.glob("*.py"))
+    dag_files = sorted(p.name for p in DAGS_DIR.glob("*.py") if "DAG" in p.read_text())
+    assert set(dag_files) <= set(result["parsed"])
+    assert len(result["dag_ids"]) >= len(dag_files)
+
+
+@pytest.mark.parametrize("name", ALL_IMAGES)
+def test_no_compilers_caches_or_test_suites(docker: Docker, name: str) -> None:
+    # As root, so that nothing (e.g. /root/.cache) is hidden by permissions.
+    script = (
+        "for tool in gcc cc c++ g++ clang make; do command -v $tool; done; "
+        "find / -xdev \\( -type d -name tests -o -path '*/.cache/pip' -o -path '*/.cache/uv' "
+        "-o -path '*/root/.cache' \\) -print"
+    )
+    done = docker("run", "--rm", "--user", "0", "--entrypoint", "sh", ref(name), "-c", script)
+    assert done.stdout.strip() == "", f"{ref(name)} carries:\n{done.stdout}"
