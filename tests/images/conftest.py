@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -46,3 +48,29 @@ def docker() -> Docker:
         return done
 
     return run
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 90) -> None:
+    """Poll ``check`` every second; fail the test, naming ``what``, when it stays false."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def container(docker: Docker) -> Iterator[Callable[..., str]]:  # pylint: disable=redefined-outer-name
+    """Start detached containers (`docker run -d ARGS`) that are removed after the test."""
+    started: list[str] = []
+
+    def start(*args: str) -> str:
+        name = f"ct-test-{uuid.uuid4().hex[:8]}"
+        docker("run", "-d", "--name", name, *args)
+        started.append(name)
+        return name
+
+    yield start
+    for name in started:
+        docker("rm", "-f", "-v", name, check=False)

@@ -18,12 +18,14 @@ IMAGE_DAGS_DIR = "/opt/airflow/dags"
 
 @pytest.mark.parametrize("name", ALL_IMAGES)
 def test_image_exists(docker: Docker, name: str) -> None:
+    """`make build-images` built and tagged it."""
     done = docker("image", "inspect", ref(name), check=False)
     assert done.returncode == 0, f"{ref(name)} is missing: run `make build-images`"
 
 
 @pytest.mark.parametrize("name", STEP_MODULES)
 def test_step_prints_its_cli_help(docker: Docker, name: str) -> None:
+    """The entrypoint is the step's own CLI (what Airflow runs), and it starts without settings."""
     done = docker("run", "--rm", ref(name), "--help", check=False)
     assert done.returncode == 0, f"{ref(name)} --help failed:\n{done.stderr}"
     assert f"pipeline_steps.{STEP_MODULES[name]}" in done.stdout
@@ -32,11 +34,13 @@ def test_step_prints_its_cli_help(docker: Docker, name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL_IMAGES)
 def test_runs_as_non_root(docker: Docker, name: str) -> None:
+    """No image runs its process as root."""
     uid = docker("run", "--rm", "--entrypoint", "id", ref(name), "-u").stdout.strip()
     assert uid.isdigit() and int(uid) != 0, f"{ref(name)} runs as uid {uid}"
 
 
 def test_train_imports_xgboost(docker: Docker) -> None:
+    """The train venv holds the model library (the CPU wheel) and what the step imports with it."""
     done = docker(
         "run", "--rm", "--entrypoint", "python", ref("train"),
         "-c", "import xgboost, sklearn, pandas, mlflow; print(xgboost.__version__)",
@@ -45,6 +49,7 @@ def test_train_imports_xgboost(docker: Docker) -> None:
 
 
 def test_airflow_loads_the_dag_folder_without_import_errors(docker: Docker) -> None:
+    """The DAG folder baked into the image parses, with the image's own Airflow and providers."""
     script = (
         "import json, pathlib\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
@@ -68,6 +73,7 @@ def test_airflow_loads_the_dag_folder_without_import_errors(docker: Docker) -> N
 
 @pytest.mark.parametrize("name", ALL_IMAGES)
 def test_no_compilers_caches_or_test_suites(docker: Docker, name: str) -> None:
+    """Final images hold no compiler, no pip or uv cache and no `tests/` directory."""
     # As root, so that nothing (e.g. /root/.cache) is hidden by permissions.
     script = (
         "for tool in gcc cc c++ g++ clang make; do command -v $tool; done; "
