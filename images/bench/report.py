@@ -1,0 +1,103 @@
+"""Write the results of images/bench.sh as JSON and as a Markdown table, and check the targets.
+
+Targets: every step image at most half the naive image, ``register`` and
+``check-data`` at most a quarter, the warm rebuild of all step images under 30 s.
+Exits 1, after writing both files, when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+HALF, QUARTER, WARM_LIMIT_S = 0.5, 0.25, 30
+SMALLEST = ("register", "check-data")
+
+
+def per_image(text: str) -> dict[str, int]:
+    """``"builder=3 train=4"`` -> ``{"builder": 3, "train": 4}``."""
+    return {k: int(v) for k, v in (item.split("=") for item in text.split())}
+
+
+def mb(size: int) -> str:
+    """Bytes as megabytes, the unit `docker image ls` uses."""
+    return f"{size / 1e6:,.0f} MB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    for name in ("sizes", "base", "changed", "steps-cold-per", "steps-warm-per", "rebuilt", "json", "markdown"):
+        parser.add_argument(f"--{name}", required=name != "rebuilt", default="")
+    for name in ("naive-cold", "naive-warm", "steps-cold", "steps-warm"):
+        parser.add_argument(f"--{name}", type=int, required=True)
+    args = parser.parse_args()
+
+    sizes = dict(line.split() for line in Path(args.sizes).read_text().splitlines())
+    naive = int(sizes.pop("naive"))
+    steps = {name: int(size) for name, size in sizes.items()}
+    checks = {
+        f"{name} <= {'1/4' if name in SMALLEST else '1/2'} naive": size
+        <= naive * (QUARTER if name in SMALLEST else HALF)
+        for name, size in steps.items()
+    }
+    checks[f"warm rebuild < {WARM_LIMIT_S} s"] = args.steps_warm < WARM_LIMIT_S
+    result = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "base_image": args.base,
+        "sizes_bytes": {"naive": naive, **steps},
+        "size_ratio_to_naive": {name: round(size / naive, 3) for name, size in steps.items()},
+        "cold_build_s": {"naive": args.naive_cold, "steps_total": args.steps_cold,
+                         "steps": per_image(args.steps_cold_per)},
+        "warm_rebuild": {
+            "change": f"one comment line appended to {args.changed}",
+            "naive_s": args.naive_warm,
+            "steps_total_s": args.steps_warm,
+            "steps_s": per_image(args.steps_warm_per),
+            "step_images_changed": args.rebuilt.split(),
+        },
+        "targets": checks,
+    }
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+    lines = [
+        "# Image sizes and build times",
+        "",
+        f"`make bench-images` on {result['date'][:10]}, {result['machine']['cpus']} CPUs, "
+        f"base `{args.base}`. Cold: fresh base, empty cache. Warm: after appending one comment "
+        f"line to `{args.changed}`.",
+        "",
+        "| image | size | vs naive | cold build (s) | warm rebuild (s) |",
+        "|---|---:|---:|---:|---:|",
+        f"| naive (single stage, all steps, regular xgboost) | {mb(naive)} | 1.00 "
+        f"| {args.naive_cold} | {args.naive_warm} |",
+    ]
+    cold, warm = per_image(args.steps_cold_per), per_image(args.steps_warm_per)
+    lines.append(f"| shared builder stage (not shipped) | | | {cold.get('builder', '')} | {warm.get('builder', '')} |")
+    for name, size in steps.items():
+        lines.append(f"| ct-{name} | {mb(size)} | {size / naive:.2f} | {cold.get(name, '')} | {warm.get(name, '')} |")
+    lines += [
+        f"| **all step images** | | | **{args.steps_cold}** | **{args.steps_warm}** |",
+        "",
+        f"Step images whose content changed on the warm rebuild: {', '.join(args.rebuilt.split()) or 'none'}.",
+        "",
+        "| target | met |",
+        "|---|---|",
+        *(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in checks.items()),
+        "",
+    ]
+    Path(args.markdown).write_text("\n".join(lines))
+    missed = [name for name, ok in checks.items() if not ok]
+    if missed:
+        print(f"bench: targets missed: {'; '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
