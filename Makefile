@@ -5,6 +5,7 @@ SHELL := /bin/bash
 
 UV ?= uv
 PYTEST_ARGS ?=
+RUN_E2E = $(UV) run pytest -v -s tests/stack $(PYTEST_ARGS)
 include images/images.mk
 
 .PHONY: help
@@ -19,7 +20,8 @@ install: ## Create .venv with the package, every step's dependencies and the dev
 # Test names are the specification and pytest fixtures shadow by design: both checks are off in tests.
 lint: install install-airflow ## pylint on the package, the DAGs and the tests
 	$(UV) run pylint pipeline_steps
-	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit
+	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack
+	$(UV) run pylint infra/scripts/airflow_client.py
 	cd orchestration && $(UV) run pylint dags
 	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
 
@@ -36,10 +38,46 @@ test-unit: install ## Unit tests of the steps against real local S3 (SeaweedFS) 
 	$(UV) run pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: test
-test: install ## Everything CI checks: lint, then every test suite
+test: ## Everything CI checks: lint, DAG tests, images, unit and image tests, end to end
 	$(MAKE) lint
-	$(UV) run pytest $(PYTEST_ARGS)
+	$(MAKE) test-dags
+	$(MAKE) build-images
+	$(UV) run pytest --durations=15 $(PYTEST_ARGS)
+	$(RUN_E2E)
+
+.PHONY: e2e
+e2e: install build-images ## A stack of its own from nothing: health, REST API, real DAG runs, restart; then removed
+	$(RUN_E2E)
 
 .PHONY: repro
 repro: install ## Run the whole pipeline on local files with DVC (no Airflow, no Docker)
 	$(UV) run dvc repro
+
+# ---- The stack (infra/docker-compose.yml) ----
+STACK := source infra/scripts/stack.sh && compose
+
+.PHONY: up
+up: ## Start the whole stack (Postgres, S3, MLflow, Airflow), publish the first dataset, wait until healthy
+	infra/scripts/up.sh
+
+.PHONY: down
+down: ## Stop the stack; volumes (runs, models, data) are kept
+	@$(STACK) down --remove-orphans
+
+.PHONY: ps
+ps: ## Show the stack's services and their health
+	@$(STACK) ps
+
+.PHONY: logs
+logs: ## Follow the logs of every service (SERVICE=name for one)
+	@$(STACK) logs --tail=200 -f $(SERVICE)
+
+.PHONY: clean
+clean: ## Stop the stack and delete its volumes: only with CONFIRM=yes
+	@if [ "$(CONFIRM)" != yes ]; then echo "error: make clean deletes every run, model and dataset of the stack; run: make clean CONFIRM=yes" >&2; exit 2; fi
+	@$(STACK) down --volumes --remove-orphans
+	rm -f infra/.s3-backend-*
+
+.PHONY: run
+run: ## Trigger ml_training_pipeline through the REST API and follow it (CONF='{"force": true}')
+	python3 infra/scripts/airflow_client.py --conf '$(or $(CONF),{})'

@@ -91,7 +91,7 @@ class StepOperator(DockerOperator):
     """A pipeline step in its own container; records the exact image it ran (its digest)."""
 
     def execute(self, context: Any) -> Any:
-        self.private_environment = secret_environment()  # pylint: disable=attribute-defined-outside-init
+        self._private_environment = secret_environment()  # the operator's own attribute for them
         image_id = self.cli.inspect_image(self.image)["Id"]
         self.environment = {**self.environment, "STEP_IMAGE": f"{self.image}@{image_id}"}
         return super().execute(context)

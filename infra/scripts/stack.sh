@@ -1,0 +1,55 @@
+# Shared by the stack scripts (sourced): the compose command, its files and the
+# variables the compose file reads that are not secrets (secrets live in .env).
+# shellcheck shell=bash
+
+STACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_DIR="$(dirname "$STACK_DIR")"
+ENV_FILE="${ENV_FILE:-$REPO_DIR/.env}"
+BACKEND_FILE="$STACK_DIR/.s3-backend-${COMPOSE_PROJECT_NAME:-ct}"   # the S3 service `make up` chose
+PROJECT="${COMPOSE_PROJECT_NAME:-ct}"
+# shellcheck source=../../images/lib.sh
+source "$REPO_DIR/images/lib.sh"
+
+die() { echo "error: $*" >&2; exit 1; }
+
+require_docker() {
+  command -v docker >/dev/null 2>&1 \
+    || die "Docker is not installed: install Docker Engine (or run infra/scripts/ensure-docker.sh as root)"
+  docker info >/dev/null 2>&1 \
+    || die "the Docker daemon is not answering: start it (e.g. 'sudo systemctl start docker') and retry"
+}
+
+compose_command() {
+  if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+  elif command -v docker-compose >/dev/null 2>&1; then
+    COMPOSE=(docker-compose)
+  else
+    die "neither 'docker compose' nor 'docker-compose' is installed: install Docker Compose"
+  fi
+}
+
+s3_backend() {
+  if [ -n "${S3_BACKEND:-}" ]; then echo "$S3_BACKEND"
+  elif [ -f "$BACKEND_FILE" ]; then cat "$BACKEND_FILE"
+  else echo minio
+  fi
+}
+
+export_runtime_variables() {
+  CT_IMAGE_TAG="${CT_IMAGE_TAG:-$(git_tag)}"
+  GIT_COMMIT="${GIT_COMMIT:-$(git -C "$REPO_DIR" rev-parse HEAD 2>/dev/null || echo unknown)}"
+  DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
+  export CT_IMAGE_TAG GIT_COMMIT DOCKER_GID
+}
+
+# compose ARGS...: run compose on the stack with the chosen S3 service.
+compose() {
+  compose_command
+  export_runtime_variables
+  local backend
+  backend="$(s3_backend)"
+  [ -f "$STACK_DIR/compose.$backend.yml" ] || die "S3_BACKEND=$backend: no infra/compose.$backend.yml (use minio or seaweedfs)"
+  "${COMPOSE[@]}" --project-name "$PROJECT" --project-directory "$STACK_DIR" --env-file "$ENV_FILE" \
+    -f "$STACK_DIR/docker-compose.yml" -f "$STACK_DIR/compose.$backend.yml" "$@"
+}

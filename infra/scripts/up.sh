@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# make up: start the whole stack and wait until every service is healthy, the
+# buckets exist and the first dataset is published; then print where things are.
+set -euo pipefail
+# shellcheck source=stack.sh
+source "$(dirname "$0")/stack.sh"
+WAIT_SECONDS="${WAIT_SECONDS:-600}"
+
+require_docker
+compose_command
+"$(dirname "$0")/make-env.sh" "$ENV_FILE"
+export_runtime_variables
+
+image_available() { docker image inspect "$1" >/dev/null 2>&1 || docker pull -q "$1" >/dev/null 2>&1; }
+
+# The images the stack would pull, or the locally built fallbacks.
+POSTGRES_IMAGE="${POSTGRES_IMAGE:-postgres:16-bookworm}"
+if ! image_available "$POSTGRES_IMAGE"; then
+  echo "stack: cannot pull $POSTGRES_IMAGE; using ${CT_IMAGE_PREFIX:-ct-}postgres (Debian's PostgreSQL)" >&2
+  POSTGRES_IMAGE="${CT_IMAGE_PREFIX:-ct-}postgres:$CT_IMAGE_TAG"
+fi
+export POSTGRES_IMAGE
+backend="$(s3_backend)"
+if [ "$backend" = minio ]; then
+  minio="$(awk '/image: quay.io\/minio/ {print $2}' "$STACK_DIR/compose.minio.yml")"
+  if ! image_available "$minio"; then
+    echo "stack: cannot pull MinIO ($minio); the S3 service runs SeaweedFS instead" >&2
+    backend=seaweedfs
+  fi
+fi
+echo "$backend" >"$BACKEND_FILE"
+
+# Our own images at this commit; built if missing.
+missing=0
+for name in "${STEP_ORDER[@]}" airflow mlflow seaweedfs postgres; do
+  docker image inspect "${CT_IMAGE_PREFIX:-ct-}$name:$CT_IMAGE_TAG" >/dev/null 2>&1 || missing=1
+done
+if [ "$missing" = 1 ]; then
+  echo "stack: images for $CT_IMAGE_TAG are missing; building them (make build-images)" >&2
+  "$REPO_DIR/images/build.sh" >&2
+fi
+
+# Ports: taken by something else than this stack is an error worth one line.
+running="$(compose ps -q 2>/dev/null || true)"
+if [ -z "$running" ]; then
+  for port in "${AIRFLOW_PORT:-8080}" "${MLFLOW_PORT:-5000}" "${S3_PORT:-9000}"; do
+    if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+      die "port $port is already in use: stop what listens there, or set its *_PORT variable in .env (see .env.example)"
+    fi
+  done
+fi
+
+if ! compose up -d --remove-orphans; then
+  for job in airflow-init s3-init mlflow; do compose logs --tail=15 "$job" >&2 || true; done
+  die "the stack did not start; the last lines of its setup jobs are above (all logs: make logs)"
+fi
+
+# Wait: long-running services healthy, one-shot jobs exited 0.
+deadline=$((SECONDS + WAIT_SECONDS))
+services=(postgres s3 mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer)
+jobs=(s3-init airflow-init)
+while :; do
+  pending=()
+  for service in "${services[@]}"; do
+    id="$(compose ps -q "$service" 2>/dev/null || true)"
+    status="$( [ -n "$id" ] && docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)"
+    [ "$status" = healthy ] || pending+=("$service:$status")
+  done
+  for job in "${jobs[@]}"; do
+    id="$(compose ps -q "$job" 2>/dev/null || true)"
+    state="$( [ -n "$id" ] && docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id" 2>/dev/null || echo "missing -")"
+    case "$state" in
+      "exited 0") ;;
+      exited*) compose logs --tail=40 "$job" >&2; die "$job failed (${state#exited }); its log is above" ;;
+      *) pending+=("$job:${state% *}") ;;
+    esac
+  done
+  [ "${#pending[@]}" -eq 0 ] && break
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    compose ps >&2
+    die "not healthy after ${WAIT_SECONDS}s: ${pending[*]} (see: make logs)"
+  fi
+  sleep 5
+done
+
+cat <<MSG
+stack: healthy (S3: $backend, images: $CT_IMAGE_TAG)
+  Airflow UI   http://localhost:${AIRFLOW_PORT:-8080}   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
+  MLflow UI    http://localhost:${MLFLOW_PORT:-5000}
+  S3 API       http://localhost:${S3_PORT:-9000}   keys S3_ACCESS_KEY / S3_SECRET_KEY in .env
+  Trigger a training run: make run
+MSG
