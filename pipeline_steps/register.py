@@ -20,7 +20,6 @@ from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import METRICS, Settings
 from pipeline_steps.storage import Storage
-from pipeline_steps.train import LOGGED_MODEL_NAME, MODEL_FILE
 
 log = logging.getLogger(__name__)
 _COPIED_TAGS = (
@@ -50,8 +49,8 @@ def _check_registrable(client: Any, run: Any) -> None:
             "evaluate it before registering"
         )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    if MODEL_FILE not in artifacts:
-        raise PipelineError(f"run {run.info.run_id} has no {MODEL_FILE} artifact")
+    if tracking.MODEL_FILE not in artifacts:
+        raise PipelineError(f"run {run.info.run_id} has no {tracking.MODEL_FILE} artifact")
 
 
 def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str, Any]:
@@ -67,7 +66,7 @@ def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str
     name = settings.model_name
     tags = version_tags(settings, run)
     version = mlflow.register_model(
-        f"runs:/{run.info.run_id}/{LOGGED_MODEL_NAME}", name, tags=tags
+        f"runs:/{run.info.run_id}/{tracking.LOGGED_MODEL_NAME}", name, tags=tags
     )
     client.set_registered_model_alias(name, tracking.STAGING_ALIAS, version.version)
     with warnings.catch_warnings():

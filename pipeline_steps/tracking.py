@@ -21,6 +21,9 @@ TAG_SEED = "seed"
 TAG_GIT_COMMIT = "git_commit"
 TAG_DATASET = "dataset"
 IMAGE_TAG_PREFIX = "image."
+# What train logs to a run and register versions: the pickle and the xgboost-flavour model.
+MODEL_FILE = "model.pkl"
+LOGGED_MODEL_NAME = "model"
 
 log = logging.getLogger(__name__)
 

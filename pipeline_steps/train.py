@@ -20,8 +20,6 @@ from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 
-MODEL_FILE = "model.pkl"
-LOGGED_MODEL_NAME = "model"
 log = logging.getLogger(__name__)
 
 
@@ -59,12 +57,12 @@ def _log_run(settings: Settings, manifest: dict[str, Any], model: Any, model_byt
     with mlflow.start_run(tags=tags) as run:
         mlflow.log_params(params)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, MODEL_FILE)
+            path = Path(tmp, tracking.MODEL_FILE)
             path.write_bytes(model_bytes)
             mlflow.log_artifact(str(path))
         mlflow.xgboost.log_model(
             model,
-            name=LOGGED_MODEL_NAME,
+            name=tracking.LOGGED_MODEL_NAME,
             pip_requirements=[f"xgboost=={xgboost.__version__}"],
         )
     return run
@@ -85,7 +83,7 @@ def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
         "data_version": manifest["data_version"],
-        "model_uri": storage.join(output_uri, MODEL_FILE),
+        "model_uri": storage.join(output_uri, tracking.MODEL_FILE),
         "trained_uri": output_uri,
         "prepared_uri": prepared_uri,
     }
