@@ -49,7 +49,7 @@ build_target() {
   mkdir -p "$LOG_DIR"
   local log="$LOG_DIR/$image.log" start=$SECONDS
   if ! docker build --file "$IMAGES_DIR/Dockerfile" --target "$target" --tag "$image:latest" \
-      --label ct.project=ct-pipeline "$@" "$context" >"$log" 2>&1; then
+      "$@" "$context" >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     say "building $image (target $target) failed; full log: $log"
     return 1
