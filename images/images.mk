@@ -10,8 +10,8 @@ lock-images: ## Re-export images/locks/*.txt (hashed requirements per image) fro
 	images/lock.sh
 
 .PHONY: build-images
-build-images: docker-ready ## Build every step and service image, tagged with the git commit and latest
-	images/build.sh
+build-images: docker-ready ## Build every step and service image (IMAGES="train postgres": only those), tagged with the git commit and latest
+	images/build.sh $(IMAGES)
 
 .PHONY: bench-images
 bench-images: docker-ready ## Naive single-stage image vs step images: sizes, cold and warm build times
