@@ -7,6 +7,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 RUN_E2E = $(UV) run pytest -v -s tests/stack $(PYTEST_ARGS)
 include images/images.mk
+include .github/ci.mk
 
 .PHONY: help
 help: ## List the targets
