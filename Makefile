@@ -41,6 +41,7 @@ test-unit: install ## Unit tests of the steps against real local S3 (SeaweedFS) 
 .PHONY: test
 test: ## Everything CI checks: lint, DAG tests, images, unit and image tests, end to end
 	$(MAKE) lint
+	$(MAKE) ci-lint
 	$(MAKE) test-dags
 	$(MAKE) build-images
 	$(UV) run pytest --durations=15 $(PYTEST_ARGS)
@@ -82,3 +83,6 @@ clean: ## Stop the stack and delete its volumes: only with CONFIRM=yes
 .PHONY: run
 run: ## Trigger ml_training_pipeline through the REST API and follow it (CONF='{"force": true}')
 	python3 infra/scripts/airflow_client.py --conf '$(or $(CONF),{})'
+
+.PHONY: bench
+bench: bench-images ## Every benchmark (results in bench/results/)

@@ -38,7 +38,7 @@ class AirflowClient:
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode(errors="replace")
@@ -81,6 +81,16 @@ class AirflowClient:
         path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
         return {t["task_id"]: t["state"] for t in self.call("GET", path)["task_instances"]}
 
+    def task_log(self, run_id: str, task_id: str, dag_id: str = DAG_ID, lines: int = 25) -> str:
+        """The last lines of a task's latest try, as its log events."""
+        run = urllib.parse.quote(run_id, safe="")
+        instance = self.call("GET", f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}")
+        body = self.call("GET", f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}"
+                                f"/logs/{max(instance.get('try_number') or 1, 1)}")
+        content = body.get("content") if isinstance(body, dict) else body
+        events = [e.get("event", str(e)) if isinstance(e, dict) else str(e) for e in content or []]
+        return "\n".join(str(e) for e in events[-lines:])
+
     def follow(self, run_id: str, dag_id: str = DAG_ID, timeout: float = 1800,
                out: Any = sys.stdout) -> str:
         """Print each task's state changes until the run ends; return the run's final state."""
@@ -94,6 +104,9 @@ class AirflowClient:
                     seen[task] = task_state
                     print(f"[{time.monotonic() - started:6.0f}s] {task}: {task_state}", file=out, flush=True)
             if state in FINISHED:
+                for task in (t for t, s in seen.items() if s == "failed"):
+                    print(f"--- log of {task} (last lines) ---\n{self.task_log(run_id, task, dag_id)}",
+                          file=out, flush=True)
                 print(f"run {run_id}: {state}", file=out, flush=True)
                 return state
             if time.monotonic() - started > timeout:

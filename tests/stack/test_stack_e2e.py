@@ -21,10 +21,11 @@ import pytest
 from tests.stack.conftest import REPO, Stack, compose, stack_command
 
 STEP_IMAGES = ("check-data", "prepare", "train", "evaluate", "register")
+METRICS_REPORT = REPO / "bench" / "results" / "e2e-metrics.json"
 
 
 def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(url, timeout=60) as response:
         return json.loads(response.read())
 
 
@@ -59,14 +60,14 @@ def test_every_service_reports_healthy(stack: Stack) -> None:
     health = get_json(f"{stack.airflow_url}/api/v2/monitor/health")
     for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
         assert health[component]["status"] == "healthy", health
-    with urllib.request.urlopen(f"{stack.mlflow_url}/health", timeout=10) as response:
+    with urllib.request.urlopen(f"{stack.mlflow_url}/health", timeout=60) as response:
         assert response.status == 200
     assert stack.s3().list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
 def test_airflow_needs_a_login_and_then_shows_the_dag(stack: Stack) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{stack.airflow_url}/api/v2/dags", timeout=10)  # pylint: disable=consider-using-with
+        urllib.request.urlopen(f"{stack.airflow_url}/api/v2/dags", timeout=60)  # pylint: disable=consider-using-with
     assert refused.value.code in (401, 403)
     dag = stack.airflow().wait_for_dag()
     assert dag["dag_id"] == "ml_training_pipeline"
@@ -113,6 +114,12 @@ def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack)
     for step in ("prepare", "train", "evaluate", "register"):
         assert f"ct-{step}:" in version.tags[f"image.{step}"]
         assert "@sha256:" in version.tags[f"image.{step}"]
+    # For CI's job summary: what this change did to the model.
+    METRICS_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    METRICS_REPORT.write_text(json.dumps({
+        "model": "ct-xgboost", "version": version.version, "metrics": run.data.metrics,
+        "data_version": version.tags["data_version"],
+    }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def test_a_run_that_cannot_beat_the_threshold_registers_nothing(stack: Stack) -> None:
