@@ -9,7 +9,8 @@ socket=/var/run/docker.sock
 fail() { echo "ensure-docker: $*" >&2; exit 1; }
 
 missing=()
-command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+# The daemon, not just a client: some machines ship a docker CLI and no engine.
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
