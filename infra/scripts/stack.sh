@@ -38,9 +38,8 @@ s3_backend() {
 
 export_runtime_variables() {
   CT_IMAGE_TAG="${CT_IMAGE_TAG:-$(git_tag)}"
-  GIT_COMMIT="${GIT_COMMIT:-$(git -C "$REPO_DIR" rev-parse HEAD 2>/dev/null || echo unknown)}"
   DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
-  export CT_IMAGE_TAG GIT_COMMIT DOCKER_GID
+  export CT_IMAGE_TAG DOCKER_GID
 }
 
 # compose ARGS...: run compose on the stack with the chosen S3 service.

@@ -55,8 +55,8 @@ PASSED_SETTINGS = (
     "S3_ENDPOINT_URL", "AWS_DEFAULT_REGION", "S3_DATA_BUCKET", "S3_ARTIFACT_BUCKET",
     "S3_RUNS_BUCKET", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MODEL_NAME",
     "DATASET_NAME", "TARGET_COLUMN", "CSV_DELIMITER", "SEED", "TEST_SIZE", "QUALITY_METRIC",
-    "XGB_PARAMS", "GIT_COMMIT",
-)
+    "XGB_PARAMS",
+)  # not GIT_COMMIT: each step image carries the commit its code was built from
 SECRET_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 # Published by `pipeline_steps.publish_data`; an event on it starts a run.
