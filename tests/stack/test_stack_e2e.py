@@ -24,6 +24,10 @@ STEP_IMAGES = ("check-data", "prepare", "train", "evaluate", "register")
 METRICS_REPORT = REPO / "bench" / "results" / "e2e-metrics.json"
 
 
+def mlflow_client(stack: Stack) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+
+
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=60) as response:
         return json.loads(response.read())
@@ -46,7 +50,7 @@ def published_pointer(stack: Stack) -> dict:
 
 
 def staging(stack: Stack):
-    return mlflow.MlflowClient(stack.mlflow_url).get_model_version_by_alias("ct-xgboost", "staging")
+    return mlflow_client(stack).get_model_version_by_alias("ct-xgboost", "staging")
 
 
 def test_make_up_prints_where_everything_is(stack: Stack) -> None:
@@ -75,7 +79,7 @@ def test_airflow_needs_a_login_and_then_shows_the_dag(stack: Stack) -> None:
 
 
 def test_mlflow_answers_its_api_by_service_name_and_from_the_host(stack: Stack) -> None:
-    assert mlflow.MlflowClient(stack.mlflow_url).search_experiments() is not None
+    assert mlflow_client(stack).search_experiments() is not None
     probe = compose("exec", "-T", "airflow-scheduler", "python3", "-c",
                     "import urllib.request as u; print(u.urlopen('http://mlflow:5000/api/2.0/mlflow/"
                     "experiments/search?max_results=1').status)")
@@ -98,7 +102,7 @@ def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack)
     assert tasks["stop_pipeline"] == "skipped"
 
     version = staging(stack)
-    client = mlflow.MlflowClient(stack.mlflow_url)
+    client = mlflow_client(stack)
     run = client.get_run(version.run_id)
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"model.pkl", "metrics.json", "confusion_matrix.png"} <= artifacts
@@ -124,7 +128,7 @@ def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack)
 
 def test_a_run_that_cannot_beat_the_threshold_registers_nothing(stack: Stack) -> None:
     before = staging(stack)
-    count = len(mlflow.MlflowClient(stack.mlflow_url).search_model_versions("name = 'ct-xgboost'"))
+    count = len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'"))
     state, tasks = run_dag(stack, {"threshold": 0.999, "force": True})
     assert state == "success", tasks
     assert tasks["stop_pipeline"] == "success"
@@ -132,7 +136,7 @@ def test_a_run_that_cannot_beat_the_threshold_registers_nothing(stack: Stack) ->
     assert tasks["register_model"] == "skipped"
     after = staging(stack)
     assert (after.version, after.run_id) == (before.version, before.run_id)
-    assert len(mlflow.MlflowClient(stack.mlflow_url).search_model_versions("name = 'ct-xgboost'")) == count
+    assert len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")) == count
 
 
 def test_a_run_without_new_data_skips(stack: Stack) -> None:
@@ -159,3 +163,18 @@ def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
     assert published_pointer(stack) == pointer
     assert staging(stack).version == version.version
     assert stack.airflow().wait_for_dag()["dag_id"] == "ml_training_pipeline"
+
+
+def test_no_image_carries_a_secret(stack: Stack) -> None:
+    secrets = [value for key, value in stack.env.items() if len(value) >= 12]
+    assert len(secrets) >= 8
+    listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=ct-*:latest"]
+    names = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
+    assert len(names) >= 10, names
+    for name in names:
+        layers = subprocess.run(["docker", "history", "--no-trunc", name], capture_output=True,
+                                text=True, check=True).stdout
+        config = subprocess.run(["docker", "image", "inspect", name], capture_output=True,
+                                text=True, check=True).stdout
+        leaked = [key for key, value in stack.env.items() if value in secrets and value in layers + config]
+        assert leaked == [], f"{name} carries {leaked}"

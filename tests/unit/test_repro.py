@@ -46,7 +46,8 @@ def test_dvc_repro_runs_every_stage_and_registers_a_model(repo_root: Path, tmp_p
     metrics = json.loads((tmp_path / "work/evaluate/metrics.json").read_text())
     assert (tmp_path / "work/train/model.pkl").stat().st_size > 0
     assert (tmp_path / "work/evaluate/confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     version = client.get_model_version_by_alias("ct-xgboost", "staging")
     assert str(version.version) == registered["version"]
     assert client.get_run(version.run_id).data.metrics == metrics
