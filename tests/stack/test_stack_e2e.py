@@ -136,7 +136,8 @@ def test_a_run_that_cannot_beat_the_threshold_registers_nothing(stack: Stack) ->
     assert tasks["register_model"] == "skipped"
     after = staging(stack)
     assert (after.version, after.run_id) == (before.version, before.run_id)
-    assert len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")) == count
+    versions = mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")
+    assert len(versions) == count
 
 
 def test_a_run_without_new_data_skips(stack: Stack) -> None:
