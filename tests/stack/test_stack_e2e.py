@@ -169,7 +169,8 @@ def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
 def test_no_image_carries_a_secret(stack: Stack) -> None:
     secrets = [value for key, value in stack.env.items() if len(value) >= 12]
     assert len(secrets) >= 8
-    listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=ct-*:latest"]
+    listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
+               "--filter", "reference=ct-*:latest"]
     names = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
     assert len(names) >= 10, names
     for name in names:
