@@ -1,9 +1,29 @@
-"""The thin command line shared by every step.
+"""The thin command line shared by every step, and the contract Airflow relies on.
 
-Airflow reads a step's result from the last line of its output (XCom), so the
-step logs to stderr and prints exactly one JSON object to stdout, and nothing else. A
-:class:`PipelineError` becomes one line on stderr and exit code 1; ``--help``
-works without any setting, so an image can be smoke-tested on its own.
+The contract of ``python -m pipeline_steps.<step>``:
+
+- **stdout** carries exactly one line, the step's result as one JSON object, and
+  nothing else; on failure it carries nothing. Airflow reads the result from the
+  container's stdout stream alone: Docker does not order lines across the two
+  streams, so a result mixed with logs could not be found reliably.
+- **stderr** carries the logs (one line per event) and, on failure, one line
+  ``error: <step>: <message>`` naming what is at fault, with no traceback.
+- **The exit code** says whether running the step again can help:
+
+  - ``EXIT_OK`` (0): done; the result is on stdout (``--help`` exits 0 too).
+  - ``EXIT_RETRYABLE`` (1): a transient failure: S3, MLflow or Airflow
+    unreachable, a timeout, an HTTP 5xx, S3 throttling (``SlowDown``,
+    ``ServiceUnavailable``, ``InternalError``, ``RequestTimeout``). It is also
+    what Python itself returns for an unexpected exception, which keeps its
+    traceback: a bug we do not know to be permanent is retried.
+  - ``EXIT_PERMANENT`` (3): no retry can fix it: invalid or corrupt data, a
+    missing column, a bad setting, a run, object or data version that is not
+    there, S3 or MLflow refusing access, bad command-line arguments (argparse's
+    own exit code 2 is turned into this one). Airflow fails the task at once.
+
+The DAG cannot import this package and repeats the number 3; a DAG test checks
+it against ``EXIT_PERMANENT``, so keep the name. ``--help`` works without any
+setting, so an image can be smoke-tested on its own.
 """
 
 from __future__ import annotations
@@ -15,22 +35,34 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import Settings, load_settings
 
-EXIT_FAILED = 1
+EXIT_OK = 0
+EXIT_RETRYABLE = 1
+EXIT_PERMANENT = 3
 
 StepHandler = Callable[[argparse.Namespace, Settings], dict[str, Any]]
 
 
-def make_parser(step: str, description: str) -> argparse.ArgumentParser:
+class StepParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors read like every other step error."""
+
+    def __init__(self, step: str, description: str) -> None:
+        super().__init__(prog=f"python -m pipeline_steps.{step}", description=description)
+        self.step = step
+
+    def error(self, message: str) -> NoReturn:
+        """Usage, then the one ``error:`` line; exits 2, which :func:`run_cli` makes permanent."""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {self.step}: {message}\n")
+
+
+def make_parser(step: str, description: str) -> StepParser:
     """An argument parser named after the step's module, as it is run."""
-    return argparse.ArgumentParser(
-        prog=f"python -m pipeline_steps.{step}",
-        description=description,
-    )
+    return StepParser(step, description)
 
 
 def configure_logging() -> None:
@@ -42,13 +74,22 @@ def configure_logging() -> None:
     )
 
 
+def exit_code(error: PipelineError) -> int:
+    """The exit code that tells Airflow whether to retry after ``error``."""
+    return EXIT_RETRYABLE if error.retryable else EXIT_PERMANENT
+
+
 def run_cli(
-    parser: argparse.ArgumentParser,
+    parser: StepParser,
     handler: StepHandler,
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse, load settings, run the step, print its result; return the exit code."""
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits 0 after --help and 2 on a usage error, which no retry fixes.
+        return EXIT_OK if exc.code in (0, None) else EXIT_PERMANENT
     configure_logging()
     try:
         # Libraries print to stdout too (MLflow prints run links): send all of it to stderr.
@@ -56,8 +97,8 @@ def run_cli(
             settings = load_settings()
             result = handler(args, settings)
     except PipelineError as exc:
-        print(f"error: {parser.prog.rsplit('.', 1)[-1]}: {exc}", file=sys.stderr, flush=True)
-        return EXIT_FAILED
+        print(f"error: {parser.step}: {exc}", file=sys.stderr, flush=True)
+        return exit_code(exc)
     sys.stderr.flush()
     print(json.dumps(result, sort_keys=True), flush=True)
-    return 0
+    return EXIT_OK

@@ -2,7 +2,9 @@
 
 Steps take every input and output as such a URI, so the same code runs on S3
 under Airflow and on local files under ``dvc repro``. S3 errors are turned into
-messages that say which endpoint, bucket or key is at fault.
+messages that say which endpoint, bucket or key is at fault, and into an error
+class that says whether a retry can help: a busy or unreachable S3 may answer a
+minute later, a missing key or refused signature never will.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachableError
+from pipeline_steps.errors import (
+    NotFoundError,
+    PipelineError,
+    RequestRefusedError,
+    ServiceUnreachableError,
+)
 from pipeline_steps.settings import S3Settings
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"}
+# Errors S3 documents as "try again": the service is busy or failed on its side.
+_TRANSIENT_CODES = {
+    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+    "Throttling", "ThrottlingException", "RequestThrottled", "RequestLimitExceeded",
+}
 
 
 def is_s3(uri: str) -> bool:
@@ -108,17 +120,24 @@ class Storage:
             return False
         return True
 
+    def _bucket_exists(self, bucket: str) -> bool:
+        try:
+            with self._translate_errors(f"s3://{bucket}/"):
+                self.client.head_bucket(Bucket=bucket)
+        except NotFoundError:
+            return False
+        return True
+
+    def require_bucket(self, bucket: str) -> None:
+        """Fail with a clear, permanent error unless the bucket is there (and the keys work)."""
+        if not self._bucket_exists(bucket):
+            raise NotFoundError(f"S3 bucket {bucket!r} does not exist at {self._endpoint}")
+
     def ensure_bucket(self, bucket: str) -> None:
         """Create an S3 bucket unless it is already there."""
-        uri = f"s3://{bucket}/"
-        try:
-            with self._translate_errors(uri):
-                self.client.head_bucket(Bucket=bucket)
-            return
-        except NotFoundError:
-            pass
-        with self._translate_errors(uri):
-            self.client.create_bucket(Bucket=bucket)
+        if not self._bucket_exists(bucket):
+            with self._translate_errors(f"s3://{bucket}/"):
+                self.client.create_bucket(Bucket=bucket)
 
     def read_json(self, uri: str) -> Any:
         """Parse a JSON document; a clear error when it is not JSON."""
@@ -143,8 +162,12 @@ class Storage:
         except NotFoundError:
             raise NotFoundError(f"{uri} does not exist: did the {step} step finish?") from None
 
+    @property
+    def _endpoint(self) -> str:
+        return self._s3.endpoint_url or "the default AWS endpoint"
+
     def _translate_errors(self, uri: str) -> "_S3Errors":
-        return _S3Errors(uri, self._s3.endpoint_url or "the default AWS endpoint")
+        return _S3Errors(uri, self._endpoint)
 
 
 class _S3Errors:
@@ -163,20 +186,34 @@ class _S3Errors:
         # Imported lazily for the same reason as boto3 above.
         from botocore import exceptions as bex  # pylint: disable=import-outside-toplevel
 
-        if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
+        if isinstance(exc, bex.ConnectionError):  # refused, DNS, connect timeout, proxy, TLS
             raise ServiceUnreachableError(f"S3 unreachable at {self.endpoint}") from None
+        if isinstance(exc, bex.HTTPClientError):  # read timeout, connection closed mid-response
+            raise ServiceUnreachableError(
+                f"S3 at {self.endpoint} did not finish the request on {self.uri}: {exc}"
+            ) from None
         if isinstance(exc, bex.ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", ""))
-            if code == "NoSuchBucket":
-                bucket, _ = split_s3(self.uri)
-                raise NotFoundError(f"S3 bucket {bucket!r} does not exist at {self.endpoint}") from None
-            if code in _MISSING_CODES:
-                raise NotFoundError(f"{self.uri} does not exist") from None
-            if code in _AUTH_CODES:
-                raise PipelineError(
-                    f"S3 at {self.endpoint} refused access to {self.uri} ({code}): "
-                    "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                ) from None
-            raise PipelineError(f"S3 error on {self.uri}: {code} {error.get('Message', '')}") from None
+            raise self._client_error(exc) from None
         return False
+
+    def _client_error(self, exc: Any) -> PipelineError:
+        """The pipeline error for an answer S3 gave: missing, refused, busy or else."""
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        detail = f"{code} {error.get('Message', '')}".strip()
+        if code == "NoSuchBucket":
+            bucket, _ = split_s3(self.uri)
+            return NotFoundError(f"S3 bucket {bucket!r} does not exist at {self.endpoint}")
+        if code in _MISSING_CODES:
+            return NotFoundError(f"{self.uri} does not exist")
+        if code in _AUTH_CODES:
+            return RequestRefusedError(
+                f"S3 at {self.endpoint} refused access to {self.uri} ({code}): "
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        if code in _TRANSIENT_CODES or status >= 500:
+            return ServiceUnreachableError(
+                f"S3 at {self.endpoint} could not serve {self.uri} for now ({detail or status})"
+            )
+        return PipelineError(f"S3 error on {self.uri}: {detail}")

@@ -2,16 +2,17 @@
 
 Connecting makes one real API call, so an unreachable or misconfigured server
 (down, wrong URL, a Host header the server refuses) fails the step at start,
-with the URI in the message, instead of after minutes of client retries.
+with the URI in the message, instead of after minutes of client retries. A
+server that is down or answers 5xx may be back for a retry; one that answers
+4xx (403 "Invalid Host header", a URL that is not MLflow) refuses every retry.
 """
 
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.request
 from typing import Any
 
+from pipeline_steps import rest
 from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachableError
 from pipeline_steps.settings import Settings
 
@@ -26,21 +27,16 @@ MODEL_FILE = "model.pkl"
 LOGGED_MODEL_NAME = "model"
 
 log = logging.getLogger(__name__)
+_MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 
 
-def _probe_server(uri: str) -> None:
-    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read(200).decode(errors="replace").strip()
-        raise ServiceUnreachableError(
-            f"MLflow at {uri} refused the request (HTTP {exc.code}: {body})"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ServiceUnreachableError(f"MLflow unreachable at {uri}: {reason}") from None
+def _service_error(exc: Any, doing: str) -> PipelineError:
+    """The pipeline error for an MlflowException: missing, a server failure (retryable) or else."""
+    if exc.error_code in _MISSING_CODES:
+        return NotFoundError(f"{doing}: not found ({exc.message})")
+    if exc.get_http_status_code() >= 500:
+        return ServiceUnreachableError(f"{doing}: MLflow failed ({exc.message})")
+    return PipelineError(f"{doing}: {exc.message}")
 
 
 def connect(settings: Settings) -> Any:
@@ -50,7 +46,7 @@ def connect(settings: Settings) -> Any:
 
     uri = settings.mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
-        _probe_server(uri)
+        rest.call_json("MLflow", uri, "GET", "/api/2.0/mlflow/experiments/search?max_results=1")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     log.info("tracking at %s", uri)
@@ -64,7 +60,7 @@ def get_run(client: Any, run_id: str) -> Any:
     try:
         return client.get_run(run_id)
     except MlflowException as exc:
-        raise NotFoundError(f"MLflow run {run_id!r} not found: {exc.message}") from None
+        raise _service_error(exc, f"cannot get MLflow run {run_id!r}") from None
 
 
 def staging_version(client: Any, model_name: str) -> Any | None:
@@ -74,9 +70,9 @@ def staging_version(client: Any, model_name: str) -> Any | None:
     try:
         return client.get_model_version_by_alias(model_name, STAGING_ALIAS)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if exc.error_code in (*_MISSING_CODES, "INVALID_PARAMETER_VALUE"):
             return None
-        raise PipelineError(f"MLflow could not look up {model_name}@{STAGING_ALIAS}: {exc}") from None
+        raise _service_error(exc, f"cannot look up {model_name}@{STAGING_ALIAS} in MLflow") from None
 
 
 def staging_summary(client: Any, model_name: str, metric: str) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Each step is a module with a CLI whose only stdout is the JSON result (Airflow's XCom)."""
+"""Each step is a module with a CLI whose only stdout is the JSON result, and whose exit code
+says whether running it again can help (the contract in pipeline_steps/cli.py's docstring)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from pipeline_steps import cli, errors, prepare
+from pipeline_steps.settings import Settings
 
 STEPS = ("check_data", "prepare", "train", "evaluate", "register", "publish_data", "datasets")
 
@@ -22,7 +26,7 @@ def run_module(module: str, *args: str, cwd: Path, env: dict[str, str] | None = 
 @pytest.mark.parametrize("module", STEPS)
 def test_help_works_without_any_setting(module: str, tmp_path: Path) -> None:
     done = run_module(module, "--help", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == cli.EXIT_OK, done.stderr
     assert f"python -m pipeline_steps.{module}" in done.stdout
 
 
@@ -30,9 +34,68 @@ def test_a_step_prints_one_json_line_and_logs_to_stderr(tmp_path: Path) -> None:
     rows = [f"{i},{i % 3},{i % 2}" for i in range(20)]
     (tmp_path / "small.csv").write_text("\n".join(["a,b,target", *rows, rows[0]]) + "\n")
     done = run_module("prepare", "--input", "small.csv", "--output", "out", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == cli.EXIT_OK, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert (result["rows_train"], result["rows_test"]) == (16, 4)  # the duplicate row is dropped
     assert "preparing small.csv" in done.stderr
+
+
+def test_the_exit_codes_are_the_ones_the_dag_repeats() -> None:
+    assert (cli.EXIT_OK, cli.EXIT_RETRYABLE, cli.EXIT_PERMANENT) == (0, 1, 3)
+
+
+def test_only_a_service_that_did_not_answer_is_worth_a_retry() -> None:
+    retryable = {cls.__name__ for cls in vars(errors).values()
+                 if isinstance(cls, type) and issubclass(cls, errors.PipelineError) and cls.retryable}
+    assert retryable == {"ServiceUnreachableError"}
+    assert cli.exit_code(errors.ServiceUnreachableError("S3 unreachable")) == cli.EXIT_RETRYABLE
+    assert cli.exit_code(errors.DataValidationError("corrupt")) == cli.EXIT_PERMANENT
+
+
+def test_a_failing_step_prints_nothing_on_stdout_and_exits_permanent(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("a,b,label\n1,2,0\n")
+    done = run_module("prepare", "--input", "bad.csv", "--output", "out", cwd=tmp_path)
+    assert done.returncode == cli.EXIT_PERMANENT
+    assert done.stdout == ""
+    assert [line for line in done.stderr.splitlines() if line.startswith("error: ")] == [
+        "error: prepare: target column 'target' not found in bad.csv (columns: a, b, label)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--input", "x.csv", "--output", "out", "--flag"], "unrecognized arguments: --flag"),
+        (["--input", "x.csv"], "the following arguments are required: --output"),
+        (["--input", "x.csv", "--data-version", "0" * 32, "--output", "out"], "not allowed with"),
+    ],
+    ids=["unknown-flag", "missing-argument", "conflicting-arguments"],
+)
+def test_a_usage_error_prints_one_error_line_and_exits_permanent(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert prepare.main(argv) == cli.EXIT_PERMANENT
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    errors_printed = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(errors_printed) == 1, captured.err
+    assert errors_printed[0].startswith("error: prepare: ")
+    assert message in errors_printed[0]
+    assert captured.err.startswith("usage: python -m pipeline_steps.prepare")
+
+
+def test_help_in_process_exits_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert prepare.main(["--help"]) == cli.EXIT_OK
+    assert "--data-version" in capsys.readouterr().out
+
+
+def test_an_unexpected_exception_keeps_its_traceback_and_pythons_retryable_exit_code() -> None:
+    def broken(_args: object, _settings: Settings) -> dict:
+        raise ZeroDivisionError("a bug, not a bad input")
+
+    with pytest.raises(ZeroDivisionError):
+        cli.run_cli(cli.make_parser("broken", "a step with a bug"), broken, [])
+    done = subprocess.run([sys.executable, "-c", "1 / 0"], capture_output=True, check=False)
+    assert done.returncode == cli.EXIT_RETRYABLE
