@@ -4,7 +4,12 @@ The DVC remote is content-addressed and cannot say which version is newest, so
 after the push a small pointer object (``published/<dataset>.json`` in the data
 bucket) names the new md5; ``check_data`` reads it. The file is validated first:
 a file that ``prepare`` would reject is never published. Runs in a scratch DVC
-workspace, so it needs neither git nor this repository.
+workspace, so it needs neither git nor this repository, and ``--file -`` reads
+the file from stdin, so a container needs no bind mount either.
+
+Once the pointer has moved, an event on the pointer's Airflow Asset (when
+AIRFLOW_API_URL is set) starts the DAG within seconds instead of at the next
+daily run. If that fails the version is still published, and the error says so.
 """
 
 from __future__ import annotations
@@ -14,21 +19,22 @@ import datetime as dt
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline_steps import data, storage
+from pipeline_steps import announce, data, storage
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.datasets import builtin_csv
-from pipeline_steps.errors import PipelineError
+from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachableError, UsageError
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 
 log = logging.getLogger(__name__)
+STDIN = "-"
+NOT_ANNOUNCED: dict[str, Any] = {"announced": False, "asset_event_id": None}
 
 
 def _dvc(workspace: Path, *args: str, env: dict[str, str]) -> str:
@@ -36,7 +42,9 @@ def _dvc(workspace: Path, *args: str, env: dict[str, str]) -> str:
     done = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise PipelineError(f"dvc {' '.join(args)} failed: {detail[-1] if detail else done.returncode}")
+        # The bucket and keys were checked just before: a push that fails now met the network.
+        error = ServiceUnreachableError if args[0] == "push" else PipelineError
+        raise error(f"dvc {' '.join(args)} failed: {detail[-1] if detail else done.returncode}")
     return done.stdout
 
 
@@ -54,41 +62,56 @@ def _dvc_env(settings: Settings, workspace: Path) -> dict[str, str]:
     return env
 
 
-def dvc_push(settings: Settings, path: Path) -> str:
-    """Track ``path`` with DVC and push it to the remote; return the md5 DVC recorded."""
+def dvc_push(settings: Settings, payload: bytes, name: str) -> str:
+    """Track ``payload`` as the file ``name`` with DVC, push it to the remote; return its md5."""
     settings.s3.require_credentials()
     with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
         workspace = Path(tmp)
         env = _dvc_env(settings, workspace)
-        shutil.copyfile(path, workspace / path.name)
+        (workspace / name).write_bytes(payload)
         _dvc(workspace, "init", "--no-scm", "-q", env=env)
         _dvc(workspace, "remote", "add", "-d", "store", settings.s3.dvc_remote_url, env=env)
         if settings.s3.endpoint_url:
             _dvc(workspace, "remote", "modify", "store", "endpointurl", settings.s3.endpoint_url, env=env)
-        _dvc(workspace, "add", "-q", path.name, env=env)
+        _dvc(workspace, "add", "-q", name, env=env)
         _dvc(workspace, "push", "-q", env=env)
-        dvc_file = (workspace / f"{path.name}.dvc").read_text()
+        dvc_file = (workspace / f"{name}.dvc").read_text()
     match = re.search(r"md5: ([0-9a-f]{32})", dvc_file)
     if not match:
-        raise PipelineError(f"dvc add wrote no md5 for {path.name}")
+        raise PipelineError(f"dvc add wrote no md5 for {name}")
     return match.group(1)
 
 
-def publish(settings: Settings, store: Storage, path: Path) -> dict[str, Any]:
-    """Validate, push and announce ``path`` as the newest version of the dataset."""
+def _announce_version(settings: Settings, pointer: dict[str, Any]) -> dict[str, Any]:
+    """Post the Asset event that starts the DAG; say in the result whether it was posted."""
+    if settings.airflow_api is None:
+        log.info("AIRFLOW_API_URL is not set: %s version %s is not announced", pointer["dataset"],
+                 pointer["md5"])
+        return dict(NOT_ANNOUNCED)
+    extra = {key: pointer[key] for key in ("md5", "dataset", "path")}
     try:
-        payload = path.read_bytes()
-    except FileNotFoundError:
-        raise PipelineError(f"{path} does not exist") from None
-    frame = data.load_table(payload, str(path), settings.csv_delimiter)
-    data.validate(frame, settings.target_column, str(path))
-    md5 = dvc_push(settings, path)
+        event = announce.announce(settings.airflow_api, settings.published_pointer_uri, extra)
+    except PipelineError as exc:
+        # Same class, so the same exit code: a retry can announce once Airflow is back.
+        raise type(exc)(
+            f"published {pointer['dataset']} version {pointer['md5']}, but {exc}: "
+            "the daily run will pick it up"
+        ) from None
+    return {"announced": True, "asset_event_id": event.get("id")}
+
+
+def publish(settings: Settings, store: Storage, payload: bytes, name: str) -> dict[str, Any]:
+    """Validate, push and point to ``payload`` as the newest version of the dataset; announce it."""
+    frame = data.load_table(payload, name, settings.csv_delimiter)
+    data.validate(frame, settings.target_column, name)
+    store.require_bucket(settings.s3.data_bucket)
+    md5 = dvc_push(settings, payload, name)
     if md5 != data.md5_hex(payload):
-        raise PipelineError(f"DVC recorded md5 {md5} for {path}, which does not match its bytes")
+        raise PipelineError(f"DVC recorded md5 {md5} for {name}, which does not match its bytes")
     pointer = {
         "dataset": settings.dataset_name,
         "md5": md5,
-        "path": path.name,
+        "path": name,
         "bytes": len(payload),
         "rows": int(len(frame)),
         "remote": settings.s3.dvc_remote_url,
@@ -100,7 +123,7 @@ def publish(settings: Settings, store: Storage, path: Path) -> dict[str, Any]:
     store.write_json(history, pointer)
     store.write_json(settings.published_pointer_uri, pointer)  # the pointer moves last
     log.info("published %s version %s", settings.dataset_name, md5)
-    return pointer
+    return {**pointer, **_announce_version(settings, pointer)}
 
 
 def create_buckets(settings: Settings, store: Storage) -> list[str]:
@@ -112,27 +135,49 @@ def create_buckets(settings: Settings, store: Storage) -> list[str]:
     return buckets
 
 
+def _read_file(file: str) -> bytes:
+    if file == STDIN:
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"{file} does not exist") from None
+
+
 def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    if args.file == STDIN and not args.name:
+        raise UsageError("--name is required with --file - (standard input has no file name)")
     store = Storage(settings.s3)
     if args.create_buckets:
         create_buckets(settings, store)
     if args.if_unpublished and store.exists(settings.published_pointer_uri):
         published = store.read_json(settings.published_pointer_uri)
         log.info("%s already has version %s published", settings.dataset_name, published["md5"])
-        return {**published, "already_published": True}
+        return {**published, **NOT_ANNOUNCED, "already_published": True}
     if args.file:
-        return publish(settings, store, Path(args.file))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, f"{settings.dataset_name}.csv")
-        path.write_bytes(builtin_csv(settings.dataset_name, settings.target_column))
-        return publish(settings, store, path)
+        return publish(settings, store, _read_file(args.file), args.name or Path(args.file).name)
+    payload = builtin_csv(settings.dataset_name, settings.target_column)
+    return publish(settings, store, payload, args.name or f"{settings.dataset_name}.csv")
+
+
+def _file_name(value: str) -> str:
+    """A plain file name: it becomes a file in the DVC workspace and the pointer's ``path``."""
+    if not value or value != Path(value).name or value.startswith("."):
+        raise argparse.ArgumentTypeError(f"must be a plain file name such as churn.csv, got {value!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = make_parser("publish_data", __doc__.splitlines()[0])
     parser.add_argument(
-        "--file", help="CSV or Parquet file to publish (default: the built-in DATASET_NAME table)"
+        "--file",
+        help="CSV or Parquet file to publish, or - to read it from stdin "
+        "(default: the built-in DATASET_NAME table)",
+    )
+    parser.add_argument(
+        "--name", type=_file_name,
+        help="file name recorded in the pointer (default: the file's own); required with --file -",
     )
     parser.add_argument(
         "--create-buckets", action="store_true", help="first create the stack's buckets if missing"

@@ -4,8 +4,9 @@ Only an evaluated run can be registered: the step starts from evaluate's record
 and checks the run holds the model and every metric before it creates anything,
 so a failed or partial run registers nothing. The new version gets the
 ``staging`` alias (and the deprecated Staging stage, which MLflow 3 still
-honours) and the provenance tags of its run: git commit, data version, seed and
-the image of every step.
+honours and the UI still shows) and the provenance tags of its run: git commit,
+data version, seed and the image of every step. The previous Staging version is
+archived, so the stage and the alias always name the same one version.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str
     client.set_registered_model_alias(name, tracking.STAGING_ALIAS, version.version)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, aliases replace them
-        client.transition_model_version_stage(name, version.version, "Staging")
+        client.transition_model_version_stage(
+            name, version.version, "Staging", archive_existing_versions=True
+        )
     result = {
         "step": "register",
         "model_name": name,

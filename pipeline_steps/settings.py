@@ -60,6 +60,15 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class AirflowApiSettings:
+    """Where Airflow's REST API is, to announce a published data version as an Asset event."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration of a step run."""
 
@@ -77,6 +86,7 @@ class Settings:
     xgb_params: dict[str, Any] = field(default_factory=dict)
     git_commit: str | None = None
     image: str | None = None
+    airflow_api: AirflowApiSettings | None = None
 
     @property
     def published_pointer_uri(self) -> str:
@@ -119,6 +129,11 @@ def _fraction(env: Mapping[str, str], name: str, default: float, *, exclusive: b
     return value
 
 
+def _require_http(value: str | None, name: str) -> None:
+    if value and not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must start with http:// or https://, got {value!r}")
+
+
 def _bucket(env: Mapping[str, str], name: str, default: str) -> str:
     value = _text(env, name, default)
     if not 3 <= len(value) <= 63 or value != value.lower() or "/" in value:
@@ -158,6 +173,24 @@ def _delimiter(env: Mapping[str, str]) -> str:
     return value
 
 
+_AIRFLOW_API_VARIABLES = ("AIRFLOW_API_URL", "AIRFLOW_API_USERNAME", "AIRFLOW_API_PASSWORD")
+
+
+def _airflow_api(env: Mapping[str, str]) -> AirflowApiSettings | None:
+    """All three variables or none: a half-configured announcement would fail only after a publish."""
+    url, username, password = (_optional(env, name) for name in _AIRFLOW_API_VARIABLES)
+    missing = [name for name, value in zip(_AIRFLOW_API_VARIABLES, (url, username, password)) if not value]
+    if len(missing) == len(_AIRFLOW_API_VARIABLES):
+        return None
+    if missing:
+        raise SettingsError(
+            f"{', '.join(missing)} must be set too: announcing to Airflow needs all of "
+            f"{', '.join(_AIRFLOW_API_VARIABLES)} (or none, to not announce)"
+        )
+    _require_http(url, "AIRFLOW_API_URL")
+    return AirflowApiSettings(url=str(url).rstrip("/"), username=str(username), password=str(password))
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` naming the first bad one."""
     env = os.environ if env is None else env
@@ -170,10 +203,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         artifact_bucket=_bucket(env, "S3_ARTIFACT_BUCKET", "mlflow-artifacts"),
         runs_bucket=_bucket(env, "S3_RUNS_BUCKET", "pipeline-runs"),
     )
-    if s3.endpoint_url and not s3.endpoint_url.startswith(("http://", "https://")):
-        raise SettingsError(
-            f"S3_ENDPOINT_URL must start with http:// or https://, got {s3.endpoint_url!r}"
-        )
+    _require_http(s3.endpoint_url, "S3_ENDPOINT_URL")
     return Settings(
         s3=s3,
         mlflow_tracking_uri=_text(env, "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
@@ -189,4 +219,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         xgb_params=_xgb_params(env),
         git_commit=_optional(env, "GIT_COMMIT"),
         image=_optional(env, "STEP_IMAGE"),
+        airflow_api=_airflow_api(env),
     )

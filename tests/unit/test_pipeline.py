@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from PIL import Image
 
-from pipeline_steps import check_data, publish_data, tracking
+from pipeline_steps import check_data, publish_data, register, tracking
 from pipeline_steps.data import md5_hex
 from pipeline_steps.datasets import builtin_csv
 from pipeline_steps.settings import METRICS, Settings
@@ -21,11 +21,8 @@ from tests.unit.pipeline_run import run_steps
 
 @pytest.fixture
 def published(settings: Settings, store: Storage) -> dict:
-    """The built-in dataset, pushed to the DVC remote with DVC and announced."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "breast_cancer.csv")
-        path.write_bytes(builtin_csv("breast_cancer"))
-        return publish_data.publish(settings, store, path)
+    """The built-in dataset, pushed to the DVC remote with DVC and pointed to."""
+    return publish_data.publish(settings, store, builtin_csv("breast_cancer"), "breast_cancer.csv")
 
 
 def test_publishing_pushes_the_file_to_the_dvc_remote_and_moves_the_pointer(
@@ -36,6 +33,7 @@ def test_publishing_pushes_the_file_to_the_dvc_remote_and_moves_the_pointer(
     remote_object = f"{settings.s3.dvc_remote_url}/files/md5/{published['md5'][:2]}/{published['md5'][2:]}"
     assert store.read_bytes(remote_object) == expected
     assert store.read_json(settings.published_pointer_uri)["md5"] == published["md5"]
+    assert published["announced"] is False  # no AIRFLOW_API_URL: nothing to tell
 
 
 def test_new_data_is_reported_until_a_staging_model_is_trained_on_it(
@@ -74,6 +72,20 @@ def test_a_full_run_registers_a_staging_version_with_its_provenance(
     assert mlflow_run.data.params["seed"] == str(settings.seed)
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
     assert {"model.pkl", "metrics.json", "confusion_matrix.png"} <= artifacts
+
+
+def test_a_new_staging_version_archives_the_previous_one(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    first = run_steps(settings, store, run_prefix, data_version=published["md5"])
+    second = register.register(settings, store, first.evaluated["evaluated_uri"])
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
+
+    versions = client.search_model_versions(f"name = '{settings.model_name}'")
+    stages = {v.version: v.current_stage for v in versions}
+    assert stages == {first.registered["version"]: "Archived", second["version"]: "Staging"}
+    alias = client.get_model_version_by_alias(settings.model_name, tracking.STAGING_ALIAS)
+    assert alias.version == second["version"]
 
 
 def test_metrics_json_is_what_mlflow_logged_and_the_plot_is_a_real_png(
@@ -140,6 +152,7 @@ def test_the_stack_init_creates_buckets_and_publishes_only_once(
     monkeypatch.setenv("S3_RUNS_BUCKET", "fresh-runs")
     assert publish_data.main(["--create-buckets", "--if-unpublished"]) == 0
     first = json.loads(capsys.readouterr().out)
+    assert first["announced"] is False
     buckets = {b["Name"] for b in s3_server.client().list_buckets()["Buckets"]}
     assert {"fresh-data", "fresh-runs", settings.s3.artifact_bucket} <= buckets
     assert first["md5"] == md5_hex(builtin_csv("breast_cancer"))
@@ -147,5 +160,6 @@ def test_the_stack_init_creates_buckets_and_publishes_only_once(
     assert publish_data.main(["--create-buckets", "--if-unpublished"]) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["already_published"] is True
-    assert second["published_at"] == first["published_at"]
-    assert store.read_json("s3://fresh-data/published/breast_cancer.json") == first
+    assert (second["announced"], second["published_at"]) == (False, first["published_at"])
+    pointer = store.read_json("s3://fresh-data/published/breast_cancer.json")
+    assert pointer == {k: v for k, v in first.items() if k not in publish_data.NOT_ANNOUNCED}

@@ -65,3 +65,37 @@ def test_s3_keys_are_required_only_when_s3_is_used() -> None:
     s3 = load_settings({"AWS_ACCESS_KEY_ID": "id"}).s3
     with pytest.raises(SettingsError, match="^AWS_SECRET_ACCESS_KEY must be set to use S3"):
         s3.require_credentials()
+
+
+AIRFLOW_API = {
+    "AIRFLOW_API_URL": "http://airflow-apiserver:8080/",
+    "AIRFLOW_API_USERNAME": "admin",
+    "AIRFLOW_API_PASSWORD": "s3cret",
+}
+
+
+def test_the_airflow_api_is_optional_and_read_whole() -> None:
+    assert load_settings({}).airflow_api is None
+    api = load_settings(AIRFLOW_API).airflow_api
+    assert api is not None
+    assert (api.url, api.username, api.password) == ("http://airflow-apiserver:8080", "admin", "s3cret")
+    assert "s3cret" not in repr(api)
+
+
+@pytest.mark.parametrize(
+    ("unset", "named"),
+    [
+        (("AIRFLOW_API_PASSWORD",), "AIRFLOW_API_PASSWORD"),
+        (("AIRFLOW_API_USERNAME", "AIRFLOW_API_PASSWORD"), "AIRFLOW_API_USERNAME, AIRFLOW_API_PASSWORD"),
+        (("AIRFLOW_API_URL",), "AIRFLOW_API_URL"),
+    ],
+)
+def test_a_partial_airflow_api_is_named(unset: tuple[str, ...], named: str) -> None:
+    env = {k: v for k, v in AIRFLOW_API.items() if k not in unset}
+    with pytest.raises(SettingsError, match=f"^{named} must be set too: announcing to Airflow needs all"):
+        load_settings(env)
+
+
+def test_an_airflow_api_url_without_a_scheme_is_named() -> None:
+    with pytest.raises(SettingsError, match="^AIRFLOW_API_URL must start with http:// or https://"):
+        load_settings({**AIRFLOW_API, "AIRFLOW_API_URL": "airflow-apiserver:8080"})
