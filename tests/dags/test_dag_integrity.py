@@ -1,4 +1,4 @@
-"""The DAG as specified: it parses, its tasks and edges, its operators, its images."""
+"""The DAG as specified: it parses, its tasks and edges, its operators, its images, its callbacks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.http.notifications.http import HttpNotifier
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.providers.standard.sensors.python import PythonSensor
-from airflow.sdk import AssetOrTimeSchedule
+from airflow.sdk import AssetOrTimeSchedule, BaseSensorOperator
+
+from ct_tasks import deployment
+from ct_tasks.steps import NewDataSensor, StepOperator
+from pipeline_steps import cli
 
 EDGES = {
     "check_for_new_data": {"prepare_data"},
@@ -19,8 +22,7 @@ EDGES = {
     "evaluate_model": {"quality_gate"},
     "quality_gate": {"register_model", "stop_pipeline"},
     "register_model": set(),
-    "stop_pipeline": {"notify"},
-    "notify": set(),
+    "stop_pipeline": set(),
 }
 STEP_IMAGES = {
     "prepare_data": "ct-prepare:latest",
@@ -32,7 +34,7 @@ STEP_IMAGES = {
 
 def test_the_dag_folder_has_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert "ml_training_pipeline" in dagbag.dags
+    assert list(dagbag.dags) == ["ml_training_pipeline"]
 
 
 def test_a_broken_dag_file_is_reported_as_an_import_error(tmp_path: Path) -> None:
@@ -48,41 +50,64 @@ def test_tasks_and_edges_are_as_specified(dag) -> None:
 
 
 def test_each_task_has_its_operator_type(dag) -> None:
-    assert isinstance(dag.get_task("check_for_new_data"), PythonSensor)
+    assert isinstance(dag.get_task("check_for_new_data"), NewDataSensor)
     assert isinstance(dag.get_task("quality_gate"), BranchPythonOperator)
-    assert isinstance(dag.get_task("stop_pipeline"), EmptyOperator)
-    assert isinstance(dag.get_task("notify"), PythonOperator)
+    assert isinstance(dag.get_task("stop_pipeline"), PythonOperator)
     for task_id, image in STEP_IMAGES.items():
         task = dag.get_task(task_id)
-        assert isinstance(task, DockerOperator), task_id
+        assert isinstance(task, StepOperator) and isinstance(task, DockerOperator), task_id
         assert task.image == image
 
 
-def test_step_containers_are_safe_to_retry_and_to_kill(dag) -> None:
+def test_step_containers_are_safe_to_retry(dag) -> None:
+    for task_id in [*STEP_IMAGES, "check_for_new_data"]:
+        task = dag.get_task(task_id)
+        assert task.retries >= 1 and task.retry_exponential_backoff, task_id
+        assert task.execution_timeout == timedelta(minutes=30), task_id
     for task_id in STEP_IMAGES:
         task = dag.get_task(task_id)
         assert task.mount_tmp_dir is False
-        assert task.auto_remove == "force"
         assert task.network_mode == "mlops"
-        assert task.retries >= 1 and task.retry_exponential_backoff
-        assert task.execution_timeout == timedelta(minutes=30)
         assert "AWS_SECRET_ACCESS_KEY" not in task.environment
+        assert task.environment["XGB_PARAMS"] == "{{ params.xgb_params | tojson }}"
         assert "--output s3://pipeline-runs/runs/{{ dag_run.run_id" in task.command
 
 
-def test_the_sensor_waits_in_reschedule_mode_and_skips_at_its_timeout(dag) -> None:
+def test_the_data_check_never_reschedules(dag) -> None:
+    # A reschedule-mode sensor can be failed by the scheduler itself (apache/airflow#71172).
     sensor = dag.get_task("check_for_new_data")
-    assert sensor.mode == "reschedule"
-    assert sensor.soft_fail is True
-    assert (sensor.poke_interval, sensor.timeout) == (60, 600)
+    assert isinstance(sensor, BaseSensorOperator)
+    assert sensor.mode == "poke"
+    assert sensor.soft_fail is False  # a failed check is a failure; "nothing new" is a skip
 
 
-def test_runs_daily_and_on_new_data_one_at_a_time(dag) -> None:
+def test_runs_on_new_data_and_daily_one_at_a_time(dag) -> None:
     assert isinstance(dag.timetable, AssetOrTimeSchedule)
     assert "s3://dvc-data/published/breast_cancer.json" in repr(dag.timetable.asset_condition)
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert "quality_gate" in dag.doc_md
+
+
+def test_params_default_to_the_stack_settings(dag) -> None:
     assert dag.params["threshold"] == 0.85
     assert dag.params["metric"] == "f1"
     assert dag.params["force"] is False
+    assert dag.params["wait_for_data_minutes"] is None
+    assert dag.params["xgb_params"] == {}
+
+
+def test_every_task_notifies_when_it_fails_and_the_gate_when_it_stops(dag) -> None:
+    for task in dag.tasks:
+        notifiers = task.on_failure_callback
+        assert len(notifiers) == 1 and isinstance(notifiers[0], HttpNotifier), task.task_id
+        assert notifiers[0].http_conn_id == "ct_notify"
+        assert notifiers[0].json["reason"] == "{{ exception }}"
+    stop = dag.get_task("stop_pipeline").on_success_callback
+    assert len(stop) == 1 and isinstance(stop[0], HttpNotifier)
+    assert "quality_gate" in stop[0].json["reason"]
+    assert {"dag_id", "run_id", "task_id", "reason", "url", "text"} <= set(stop[0].json)
+
+
+def test_the_permanent_failure_exit_code_is_the_steps_own() -> None:
+    assert deployment.EXIT_PERMANENT == cli.EXIT_PERMANENT

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from ct_tasks import gate
+
 
 def evaluation(f1: float, staging_f1: float | None = None) -> dict[str, Any]:
     staging = None if staging_f1 is None else {"version": "3", "metrics": {"f1": staging_f1}}
@@ -13,14 +15,16 @@ def evaluation(f1: float, staging_f1: float | None = None) -> dict[str, Any]:
 
 
 class TaskInstanceXCom:
-    """The two XCom calls the branch callable makes, over a plain dict."""
+    """The XCom calls the gate's callables make, over a plain dict."""
 
     def __init__(self, pulled: Any) -> None:
         self.pulled = pulled
         self.pushed: dict[str, Any] = {}
 
-    def xcom_pull(self, task_ids: str) -> Any:
-        assert task_ids == "evaluate_model"
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        if task_ids == "quality_gate":
+            return self.pushed[key]
+        assert (task_ids, key) == ("evaluate_model", "return_value")
         return self.pulled
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -32,28 +36,42 @@ class TaskInstanceXCom:
     [(0.90, True), (0.85, False), (0.80, False)],
     ids=["above", "at", "below"],
 )
-def test_the_metric_must_beat_the_threshold(dag_module, f1: float, passed: bool) -> None:
-    assert dag_module.decide(evaluation(f1), 0.85, "f1")[0] is passed
+def test_the_metric_must_beat_the_threshold(f1: float, passed: bool) -> None:
+    assert gate.decide(evaluation(f1), 0.85, "f1")[0] is passed
 
 
-def test_a_regression_against_staging_stops_even_above_the_threshold(dag_module) -> None:
-    passed, reason = dag_module.decide(evaluation(0.90, staging_f1=0.95), 0.85, "f1")
+def test_a_regression_against_staging_stops_even_above_the_threshold() -> None:
+    passed, reason = gate.decide(evaluation(0.90, staging_f1=0.95), 0.85, "f1")
     assert passed is False
-    assert "falls below the Staging model (version 3: 0.9500)" in reason
+    assert reason == "f1=0.9000 falls below the Staging model (version 3: 0.9500)"
 
 
-def test_matching_the_staging_model_is_not_a_regression(dag_module) -> None:
-    assert dag_module.decide(evaluation(0.95, staging_f1=0.95), 0.85, "f1")[0] is True
+def test_matching_the_staging_model_is_not_a_regression() -> None:
+    passed, reason = gate.decide(evaluation(0.95, staging_f1=0.95), 0.85, "f1")
+    assert passed is True
+    assert reason == ("f1=0.9500 beats the threshold 0.8500 and is not below "
+                      "the Staging model (version 3: 0.9500)")
 
 
-def test_the_chosen_metric_is_the_one_compared(dag_module) -> None:
-    assert dag_module.decide(evaluation(0.99), 0.85, "accuracy")[0] is False
+def test_the_first_model_is_judged_on_the_threshold_alone() -> None:
+    assert gate.decide(evaluation(0.9), 0.85, "f1") == (
+        True, "f1=0.9000 beats the threshold 0.8500; no Staging model yet")
 
 
-def test_the_branch_reads_evaluate_xcom_and_names_the_next_task(dag_module) -> None:
+def test_the_chosen_metric_is_the_one_compared() -> None:
+    assert gate.decide(evaluation(0.99), 0.85, "accuracy")[0] is False
+
+
+def test_the_branch_reads_evaluate_xcom_and_names_the_next_task() -> None:
     params = {"threshold": 0.85, "metric": "f1"}
     passing = TaskInstanceXCom('{"metrics": {"f1": 0.97}, "staging": null}')
-    assert dag_module.choose_branch(passing, params) == "register_model"
-    failing = TaskInstanceXCom('{"metrics": {"f1": 0.97}, "staging": null}')
-    assert dag_module.choose_branch(failing, {**params, "threshold": 0.999}) == "stop_pipeline"
-    assert "does not beat the threshold 0.9990" in failing.pushed["reason"]
+    assert gate.choose_branch(passing, params) == "register_model"
+    failing = TaskInstanceXCom({"metrics": {"f1": 0.97}, "staging": None})
+    assert gate.choose_branch(failing, {**params, "threshold": 0.999}) == "stop_pipeline"
+    assert failing.pushed["reason"] == "f1=0.9700 does not beat the threshold 0.9990"
+
+
+def test_the_stop_says_why_nothing_was_registered() -> None:
+    ti = TaskInstanceXCom({"metrics": {"f1": 0.5}, "staging": None})
+    gate.choose_branch(ti, {"threshold": 0.85, "metric": "f1"})
+    assert gate.report_stop(ti) == "no model registered: f1=0.5000 does not beat the threshold 0.8500"

@@ -1,0 +1,57 @@
+"""Notifications to a person: a failed task, or a run the quality gate stopped.
+
+Airflow's own notifier mechanism does the sending: the http provider's
+`HttpNotifier`, attached as `on_failure_callback` to every task and as
+`on_success_callback` to the gate's stop. It POSTs JSON to the Airflow
+connection `ct_notify`, which the compose file builds from CT_NOTIFY_WEBHOOK in
+.env; `text` reads well in Slack-, Mattermost- or Rocket.Chat-style webhooks,
+the other fields are for machines. With no webhook set, nothing is attached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.http.notifications.http import HttpNotifier
+
+from ct_tasks import deployment
+
+GATE_REASON = "{{ ti.xcom_pull(task_ids='quality_gate', key='reason') }}"
+THE_RUN = "{{ dag.dag_id }} run {{ run_id }}"
+TASK_PAGE = "{{ ti.log_url }}"
+
+
+def payload(outcome: str, headline: str, reason: str) -> dict[str, str]:
+    """The JSON body: DAG, run, task, outcome, reason and the task's page in the UI (templated)."""
+    return {
+        "text": f"{THE_RUN}: {headline}: {reason} ({TASK_PAGE})",
+        "dag_id": "{{ dag.dag_id }}",
+        "run_id": "{{ run_id }}",
+        "task_id": "{{ ti.task_id }}",
+        "try_number": "{{ ti.try_number }}",
+        "outcome": outcome,
+        "reason": reason,
+        "url": TASK_PAGE,
+    }
+
+
+def _notifiers(outcome: str, headline: str, reason: str) -> list[Any]:
+    if not deployment.NOTIFY_WEBHOOK_SET:
+        return []
+    return [
+        HttpNotifier(
+            http_conn_id=deployment.NOTIFY_CONN_ID,
+            json=payload(outcome, headline, reason),
+            extra_options={"timeout": 10},
+        )
+    ]
+
+
+def on_task_failure() -> list[Any]:
+    """Callbacks for a task that failed for good (after its retries): its exception is the reason."""
+    return _notifiers("failed", "{{ ti.task_id }} failed", "{{ exception }}")
+
+
+def on_gate_stop() -> list[Any]:
+    """Callbacks for the gate's stop: the gate's reason, with both numbers."""
+    return _notifiers("stopped", "stopped by the quality gate, nothing registered", GATE_REASON)

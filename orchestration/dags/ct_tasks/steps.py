@@ -1,0 +1,265 @@
+"""Pipeline steps as Airflow tasks: one container per step, its result read from stdout alone.
+
+The step CLI's contract (pipeline_steps/cli.py): stdout carries one line, the
+step's JSON result; logs and the one-line error go to stderr; exit code 0 is
+success, 3 a failure no retry can fix, anything else a failure worth retrying.
+
+DockerOperator's own XCom is the last line of the container's attach stream,
+stdout and stderr together, and the Docker daemon does not keep line order
+across the two streams: a log line written around the result can arrive after
+it, and the result is lost. So these tasks read the result from the container's
+**stdout stream alone** (the daemon stores each line with its stream), after the
+container has exited and before it is removed. That holds by construction,
+whatever the timing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.providers.docker.hooks.docker import DockerHook
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from ct_tasks import deployment
+
+# Every step container carries these labels: `docker ps --filter label=ct.step` finds them.
+LABEL_STEP = "ct.step"
+LABEL_RUN = "ct.dag_run"
+CHECK_CONTAINER_TIMEOUT_SECONDS = 300
+XGB_PARAMS_TEMPLATE = "{{ params.xgb_params | tojson }}"
+
+
+class StepResultError(AirflowFailException):
+    """The step exited 0 but broke its contract (no JSON result on stdout): a bug, not bad luck."""
+
+
+def read_result(cli: Any, container_id: str) -> dict[str, Any]:
+    """The step's JSON result: the last line of the container's stdout stream, stderr ignored."""
+    raw = cli.logs(container_id, stdout=True, stderr=False)
+    lines = [line for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    if not lines:
+        raise StepResultError("the step exited 0 but printed no result on stdout")
+    try:
+        result = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise StepResultError(
+            f"the step's stdout does not end with its JSON result ({exc.msg}): {lines[-1][:200]!r}"
+        ) from None
+    if not isinstance(result, dict):
+        raise StepResultError(f"the step's result is not a JSON object: {lines[-1][:200]!r}")
+    return result
+
+
+def step_failure(cli: Any, container_id: str) -> AirflowException:
+    """The exception for a failed step: its own error line, retried only when a retry can help."""
+    state = cli.inspect_container(container_id)["State"]
+    code = state.get("ExitCode")
+    stderr = cli.logs(container_id, stdout=False, stderr=True).decode("utf-8", errors="replace")
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    reason = errors[-1] if errors else (lines[-1] if lines else "the step failed with no output")
+    if state.get("OOMKilled"):
+        reason = "the step ran out of memory"
+    if code == deployment.EXIT_PERMANENT:
+        return AirflowFailException(f"{reason} (exit code {code}: no retry can fix this)")
+    return AirflowException(f"{reason} (exit code {code})")
+
+
+def stopped_from_outside() -> AirflowFailException:
+    """Why a step ended when Airflow stopped it (marked failed or its run stopped): no retry."""
+    return AirflowFailException(
+        "the task was stopped from outside while its container ran (marked failed in the UI "
+        "or API, or the scheduler shut down); the container was removed"
+    )
+
+
+def remove_container(cli: Any, container_id: str) -> None:
+    """Remove a step container, running or not; one already gone is fine."""
+    from docker.errors import NotFound  # pylint: disable=import-outside-toplevel
+
+    try:
+        cli.remove_container(container_id, force=True)
+    except NotFound:
+        pass
+
+
+def container_environment(cli: Any, image_ref: str) -> dict[str, str]:
+    """What a step container gets at run time: the settings, the S3 keys and its exact image."""
+    image_id = cli.inspect_image(image_ref)["Id"]
+    return {
+        **deployment.step_environment(),
+        **deployment.secret_environment(),
+        "STEP_IMAGE": f"{image_ref}@{image_id}",
+    }
+
+
+def step_defaults() -> dict[str, Any]:
+    """Retries, backoff and timeout of every step task: transient failures retry, with backoff."""
+    return {
+        "retries": deployment.STEP_RETRIES,
+        "retry_delay": timedelta(seconds=deployment.STEP_RETRY_DELAY_SECONDS),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=deployment.STEP_TIMEOUT_MINUTES),
+    }
+
+
+class StepOperator(DockerOperator):
+    """A pipeline step in its own container, on the stack's network; its XCom is the step's result.
+
+    The container's log lines stream into the task log as DockerOperator does;
+    the result is then read from stdout alone, and the container is removed
+    whatever happened (also when the task is killed).
+    """
+
+    def __init__(self, *, step: str, command: str, **kwargs: Any) -> None:
+        options: dict[str, Any] = {
+            **step_defaults(),
+            "image": deployment.image(step),
+            "docker_url": deployment.DOCKER_URL,
+            "network_mode": deployment.DOCKER_NETWORK,
+            # The run's XGBoost parameters (a DAG Param) go to every step; train uses them.
+            "environment": {**deployment.step_environment(), "XGB_PARAMS": XGB_PARAMS_TEMPLATE},
+            **kwargs,
+        }
+        super().__init__(
+            command=command,
+            mount_tmp_dir=False,
+            auto_remove="never",  # removed by execute/on_kill, once its stdout has been read
+            do_xcom_push=True,
+            **options,
+        )
+        self.step = step
+        self._stopped = False
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        env = container_environment(self.cli, self.image)
+        self._private_environment = deployment.secret_environment()
+        self.environment = {**self.environment, "STEP_IMAGE": env["STEP_IMAGE"]}
+        self.labels = {LABEL_STEP: self.step, LABEL_RUN: str(context.get("run_id", ""))}
+        try:
+            super().execute(context)  # streams the log; raises when the container exits non-zero
+            return read_result(self.cli, self.container["Id"])
+        except Exception as exc:
+            if self._stopped:
+                raise stopped_from_outside() from None
+            if isinstance(exc, DockerContainerFailedException):
+                raise step_failure(self.cli, self.container["Id"]) from None
+            raise
+        finally:
+            if self.container:
+                remove_container(self.cli, self.container["Id"])
+
+    def on_kill(self) -> None:
+        # Removed at once: `docker stop` would wait 10 s for a step that ignores SIGTERM as
+        # PID 1, longer than Airflow waits for this task before killing it.
+        self._stopped = True
+        if self.container and self.hook.client_created:
+            remove_container(self.cli, self.container["Id"])
+
+
+def wait_seconds(params: dict[str, Any], run_type: str | None) -> int:
+    """How long a run waits for new data: the Param if given, else scheduled runs' setting, else 0."""
+    minutes = params.get("wait_for_data_minutes")
+    if minutes is None:
+        minutes = deployment.SCHEDULED_WAIT_MINUTES if run_type == "scheduled" else 0
+    return max(int(minutes), 0) * 60
+
+
+def no_new_data_message(result: dict[str, Any], waited: float) -> str:
+    """Why a run is skipped, in the words `make run` prints."""
+    staging = result.get("staging_model_version")
+    held = f"Staging model version {staging} was trained on it" if staging else "no Staging model"
+    waited_text = f" after waiting {waited:.0f}s" if waited else ""
+    return (
+        f"no data version is newer than the Staging model's{waited_text} "
+        f"(latest {str(result.get('latest_version'))[:12]}; {held})"
+    )
+
+
+class NewDataSensor(BaseSensorOperator):
+    """Is a data version newer than the Staging model's published? Each poke runs check-data once.
+
+    By default a run answers at once: one check, then the run goes on or is
+    skipped. Only when the run asks to wait (`wait_for_data_minutes`, or scheduled
+    runs with CT_SCHEDULED_WAIT_MINUTES) does it poke again until the wait is over.
+    It pokes in `poke` mode, never `reschedule`: a reschedule-mode sensor can be
+    failed by the scheduler itself when a finished poke is reported after the
+    sensor was re-queued (apache/airflow#71172).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key, value in step_defaults().items():
+            kwargs.setdefault(key, value)
+        kwargs.setdefault("poke_interval", deployment.WAIT_POKE_SECONDS)
+        super().__init__(mode="poke", timeout=timedelta(hours=24), **kwargs)
+        self._container_id: str | None = None
+        self._started = 0.0
+        self._wait = 0
+        self._stopped = False
+
+    @property
+    def cli(self) -> Any:
+        """The Docker API client the step tasks use, at the stack's Docker URL."""
+        return DockerHook(docker_conn_id=None, base_url=deployment.DOCKER_URL).api_client
+
+    def execute(self, context: Any) -> Any:
+        self._wait = wait_seconds(context["params"], getattr(context.get("dag_run"), "run_type", None))
+        self.timeout = self._wait + 2 * self.poke_interval + CHECK_CONTAINER_TIMEOUT_SECONDS
+        self._started = time.monotonic()
+        return super().execute(context)
+
+    def check(self, context: Any) -> dict[str, Any]:
+        """Run the check-data container once and return its result."""
+        cli = self.cli
+        ref = deployment.image("check-data")
+        container = cli.create_container(
+            image=ref,
+            environment=container_environment(cli, ref),
+            host_config=cli.create_host_config(network_mode=deployment.DOCKER_NETWORK),
+            labels={LABEL_STEP: "check-data", LABEL_RUN: str(context.get("run_id", ""))},
+        )
+        self._container_id = container["Id"]
+        try:
+            cli.start(self._container_id)
+            status = cli.wait(self._container_id, timeout=CHECK_CONTAINER_TIMEOUT_SECONDS)
+            for line in cli.logs(self._container_id, stdout=True, stderr=True).decode(
+                "utf-8", errors="replace"
+            ).splitlines():
+                self.log.info("%s", line)
+            if status.get("StatusCode") != 0:
+                raise step_failure(cli, self._container_id)
+            return read_result(cli, self._container_id)
+        except Exception:
+            if self._stopped:
+                raise stopped_from_outside() from None
+            raise
+        finally:
+            remove_container(cli, self._container_id)
+            self._container_id = None
+
+    def poke(self, context: Any) -> PokeReturnValue | bool:
+        result = self.check(context)
+        force = bool(context["params"].get("force"))
+        if result.get("new_data") or force:
+            self.log.info("new data: %s (force=%s)", result.get("new_data"), force)
+            return PokeReturnValue(is_done=True, xcom_value={**result, "forced": force})
+        waited = time.monotonic() - self._started
+        if waited + self.poke_interval > self._wait:
+            reason = no_new_data_message(result, waited if self._wait else 0)
+            context["ti"].xcom_push(key="return_value", value={**result, "forced": False})
+            context["ti"].xcom_push(key="reason", value=reason)
+            raise AirflowSkipException(f"skipped: {reason}")
+        self.log.info("no new data yet; next check in %ss (waiting up to %ss)",
+                      self.poke_interval, self._wait)
+        return False
+
+    def on_kill(self) -> None:
+        self._stopped = True
+        if self._container_id:
+            remove_container(self.cli, self._container_id)

@@ -1,0 +1,87 @@
+"""check_for_new_data answers at once by default, waits only when asked, and says why it skips.
+
+The check itself (a check-data container) is replaced here by canned results;
+the stack tests run the real one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException
+
+from ct_tasks import steps
+
+NOTHING_NEW = {"new_data": False, "latest_version": "a" * 32, "staging_model_version": "2"}
+NEW = {"new_data": True, "latest_version": "b" * 32, "staging_model_version": "2"}
+
+
+class RecordingTaskInstance:
+    """The one TaskInstance call the sensor makes: xcom_push."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+class CannedSensor(steps.NewDataSensor):
+    """The DAG's sensor with its container check replaced by a list of results."""
+
+    def __init__(self, *, results: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(task_id="check_for_new_data", **kwargs)
+        self.results = list(results)
+        self.checks = 0
+
+    def check(self, context: Any) -> dict[str, Any]:  # pylint: disable=unused-argument
+        self.checks += 1
+        return self.results.pop(0)
+
+
+def context(**params: Any) -> dict[str, Any]:
+    return {"params": {"force": False, "wait_for_data_minutes": None, **params},
+            "ti": RecordingTaskInstance(), "run_id": "manual__test"}
+
+
+def test_nothing_new_skips_after_a_single_check_and_says_why() -> None:
+    sensor, ctx = CannedSensor(results=[NOTHING_NEW]), context()
+    with pytest.raises(AirflowSkipException) as skipped:
+        sensor.execute(ctx)
+    assert sensor.checks == 1
+    reason = ("no data version is newer than the Staging model's "
+              "(latest aaaaaaaaaaaa; Staging model version 2 was trained on it)")
+    assert str(skipped.value) == f"skipped: {reason}"
+    assert ctx["ti"].pushed["reason"] == reason
+    assert ctx["ti"].pushed["return_value"]["latest_version"] == "a" * 32
+
+
+def test_new_data_goes_on_with_the_check_result_as_xcom() -> None:
+    sensor = CannedSensor(results=[NEW])
+    assert sensor.execute(context()) == {**NEW, "forced": False}
+    assert sensor.checks == 1
+
+
+def test_force_goes_on_without_new_data() -> None:
+    assert CannedSensor(results=[NOTHING_NEW]).execute(context(force=True)) == {**NOTHING_NEW, "forced": True}
+
+
+def test_a_run_that_asks_to_wait_checks_again_until_data_arrives() -> None:
+    sensor = CannedSensor(results=[NOTHING_NEW, NOTHING_NEW, NEW], poke_interval=0.2)
+    assert sensor.execute(context(wait_for_data_minutes=1))["latest_version"] == "b" * 32
+    assert sensor.checks == 3
+
+
+@pytest.mark.parametrize(
+    ("minutes", "run_type", "seconds"),
+    [(None, "manual", 0), (None, "asset_triggered", 0), (5, "manual", 300), (0, "scheduled", 0)],
+)
+def test_only_a_param_or_the_scheduled_setting_makes_a_run_wait(minutes, run_type, seconds) -> None:
+    assert steps.wait_seconds({"wait_for_data_minutes": minutes}, run_type) == seconds
+
+
+def test_scheduled_runs_wait_as_the_deployment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(steps.deployment, "SCHEDULED_WAIT_MINUTES", 90)
+    assert steps.wait_seconds({"wait_for_data_minutes": None}, "scheduled") == 5400
+    assert steps.wait_seconds({"wait_for_data_minutes": None}, "manual") == 0
