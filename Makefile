@@ -6,6 +6,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 RUN_E2E = $(UV) run pytest -v -s tests/stack $(PYTEST_ARGS)
+PHASE = infra/scripts/phase.sh
 include images/images.mk
 include .github/ci.mk
 
@@ -31,7 +32,9 @@ install-airflow: ## Create orchestration/.venv: Airflow and the docker provider 
 	cd orchestration && $(UV) sync --frozen
 
 .PHONY: test-dags
-test-dags: install-airflow ## DAG integrity and quality-gate tests, in the Airflow environment
+# The step-result tests start real containers of the check-data image.
+test-dags: install-airflow docker-ready ## DAG integrity, gate and step-container tests, in the Airflow environment
+	@docker image inspect ct-check-data:latest >/dev/null 2>&1 || images/build.sh check-data
 	cd orchestration && $(UV) run pytest --confcutdir=../tests/dags -p no:cacheprovider ../tests/dags $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -39,13 +42,13 @@ test-unit: install ## Unit tests of the steps against real local S3 (SeaweedFS) 
 	$(UV) run pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: test
-test: ## Everything CI checks: lint, DAG tests, images, unit and image tests, end to end
-	$(MAKE) lint
-	$(MAKE) ci-lint
-	$(MAKE) test-dags
-	$(MAKE) build-images
-	$(UV) run pytest --durations=15 $(PYTEST_ARGS)
-	$(RUN_E2E)
+test: ## Everything CI checks: lint, images, DAG tests, unit and image tests, end to end (each phase timed)
+	@$(PHASE) lint $(MAKE) lint
+	@$(PHASE) ci-lint $(MAKE) ci-lint
+	@$(PHASE) build-images $(MAKE) build-images
+	@$(PHASE) test-dags $(MAKE) test-dags
+	@$(PHASE) unit-and-image-tests $(UV) run pytest --durations=15 $(PYTEST_ARGS)
+	@$(PHASE) e2e $(RUN_E2E)
 
 .PHONY: e2e
 e2e: install build-images ## A stack of its own from nothing: health, REST API, real DAG runs, restart; then removed
@@ -81,8 +84,12 @@ clean: ## Stop the stack and delete its volumes: only with CONFIRM=yes
 	rm -f infra/.s3-backend-*
 
 .PHONY: run
-run: ## Trigger ml_training_pipeline through the REST API and follow it (CONF='{"force": true}')
-	python3 infra/scripts/airflow_client.py --conf '$(or $(CONF),{})'
+run: ## Trigger ml_training_pipeline, follow it, end with one line saying what happened (CONF='{"force": true}')
+	@python3 infra/scripts/airflow_client.py --conf '$(or $(CONF),{})'
+
+.PHONY: publish
+publish: ## Publish FILE (CSV or Parquet) as a new data version; the training run starts by itself
+	@infra/scripts/publish.sh "$(FILE)"
 
 .PHONY: bench
 bench: bench-images ## Every benchmark (results in bench/results/)

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Trigger the training DAG through Airflow's REST API and follow it task by task.
+"""Trigger the training DAG through Airflow's REST API, follow it, and say in one line what happened.
 
-`make run` calls this; the stack tests use the same functions. Standard library
-only, so it runs with any python3 on the host. Exit code 0 only when the run
-succeeded.
+`make run` calls this; the stack tests use the same client. Standard library
+only, so it runs with any python3 on the host. The last line printed is the
+run's outcome: registered (which version, and the gate's numbers), stopped at
+the gate and why, skipped because nothing is new, or failed and where. Exit
+code 0 only when the run succeeded (a skip or a gate stop is a success).
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ from typing import Any
 
 DAG_ID = "ml_training_pipeline"
 FINISHED = {"success", "failed"}
+FAILED_TRY_STATES = {"failed", "up_for_retry", "upstream_failed"}
+
+
+def format_log_event(event: Any) -> str:
+    """One structured Airflow log event as one readable line."""
+    if not isinstance(event, dict):
+        return str(event)
+    fields = dict(event)
+    parts = [str(fields.pop(key)) for key in ("timestamp", "level", "event") if fields.get(key) is not None]
+    for key in ("logger", "chan", "sources", "filename", "lineno"):
+        fields.pop(key, None)
+    extra = " ".join(f"{key}={value}" for key, value in fields.items())
+    return " ".join(parts + ([extra] if extra else []))
 
 
 class AirflowClient:
@@ -35,6 +50,7 @@ class AirflowClient:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
+        request.add_header("Accept", "application/json")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
@@ -47,6 +63,10 @@ class AirflowClient:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """An authenticated API call."""
         return self._request(method, f"/api/v2{path}", body, self.token)
+
+    @staticmethod
+    def _run_path(run_id: str, dag_id: str = DAG_ID) -> str:
+        return f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
 
     def wait_for_dag(self, dag_id: str = DAG_ID, timeout: float = 300) -> dict[str, Any]:
         """The DAG once the dag-processor has parsed it, unpaused."""
@@ -63,55 +83,146 @@ class AirflowClient:
             dag = self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         return dag
 
+    def runs(self, dag_id: str = DAG_ID, **filters: str) -> list[dict[str, Any]]:
+        """The DAG's runs, oldest first (filters: state, run_type...)."""
+        query = urllib.parse.urlencode({"order_by": "run_after", "limit": 100, **filters})
+        return self.call("GET", f"/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
+
+    def run(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, Any]:
+        """One run."""
+        return self.call("GET", self._run_path(run_id, dag_id))
+
     def wait_until_idle(self, dag_id: str = DAG_ID, timeout: float = 1800) -> None:
         """Wait for queued and running runs (e.g. the scheduled one) to end."""
         deadline = time.monotonic() + timeout
         while self.call("GET", f"/dags/{dag_id}/dagRuns?state=queued&state=running")["total_entries"]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id} still has active runs after {timeout:.0f}s")
-            time.sleep(5)
+            time.sleep(2)
 
     def trigger(self, conf: dict[str, Any], dag_id: str = DAG_ID) -> str:
         """Start a manual run; return its run id."""
         run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
         return run["dag_run_id"]
 
+    def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+        """The run's task instances (task_id, state, try_number...)."""
+        return self.call("GET", f"{self._run_path(run_id, dag_id)}/taskInstances")["task_instances"]
+
     def task_states(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, str | None]:
         """Each task's state in a run."""
-        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
-        return {t["task_id"]: t["state"] for t in self.call("GET", path)["task_instances"]}
+        return {t["task_id"]: t["state"] for t in self.task_instances(run_id, dag_id)}
 
-    def task_log(self, run_id: str, task_id: str, dag_id: str = DAG_ID, lines: int = 25) -> str:
-        """The last lines of a task's latest try, as its log events."""
-        run = urllib.parse.quote(run_id, safe="")
-        instance = self.call("GET", f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}")
-        body = self.call("GET", f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}"
-                                f"/logs/{max(instance.get('try_number') or 1, 1)}")
+    def set_task_state(self, run_id: str, task_id: str, state: str, dag_id: str = DAG_ID) -> Any:
+        """Mark a task instance, as a person does in the UI."""
+        path = f"{self._run_path(run_id, dag_id)}/taskInstances/{task_id}"
+        return self.call("PATCH", path, {"new_state": state})
+
+    def tries(self, run_id: str, task_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+        """Every try of a task in a run, the finished ones and the current one."""
+        path = f"{self._run_path(run_id, dag_id)}/taskInstances/{task_id}/tries"
+        return self.call("GET", path)["task_instances"]
+
+    def try_log_events(self, run_id: str, task_id: str, try_number: int,
+                       dag_id: str = DAG_ID) -> list[Any]:
+        """Every log event of one try of a task."""
+        path = (f"{self._run_path(run_id, dag_id)}/taskInstances/{task_id}/logs/{try_number}"
+                "?full_content=true")
+        body = self.call("GET", path)
         content = body.get("content") if isinstance(body, dict) else body
-        events = [e.get("event", str(e)) if isinstance(e, dict) else str(e) for e in content or []]
-        return "\n".join(str(e) for e in events[-lines:])
+        return content.splitlines() if isinstance(content, str) else list(content or [])
+
+    def try_log(self, run_id: str, task_id: str, try_number: int, dag_id: str = DAG_ID) -> str:
+        """The whole log of one try of a task, a line per event."""
+        events = self.try_log_events(run_id, task_id, try_number, dag_id)
+        return "\n".join(format_log_event(event) for event in events)
+
+    def xcom(self, run_id: str, task_id: str, key: str = "return_value", dag_id: str = DAG_ID) -> Any:
+        """A task's XCom value in a run, or None when it has none."""
+        path = f"{self._run_path(run_id, dag_id)}/taskInstances/{task_id}/xcomEntries/{key}"
+        try:
+            value = self.call("GET", f"{path}?deserialize=true")["value"]
+        except RuntimeError as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                return value
+        return value
+
+    def failed_tries(self, run_id: str, dag_id: str = DAG_ID) -> list[tuple[str, int, str]]:
+        """(task, try number, state) of every try in the run that did not succeed."""
+        found = []
+        for instance in self.task_instances(run_id, dag_id):
+            if instance["state"] not in FAILED_TRY_STATES and (instance.get("try_number") or 0) <= 1:
+                continue
+            for attempt in self.tries(run_id, instance["task_id"], dag_id):
+                if attempt.get("state") in FAILED_TRY_STATES:
+                    found.append((instance["task_id"], attempt["try_number"], attempt["state"]))
+        return found
+
+    def failure_evidence(self, run_id: str, dag_id: str = DAG_ID) -> str:
+        """The whole log of every failed try of the run: what the next person needs to see."""
+        sections = []
+        for task_id, try_number, state in self.failed_tries(run_id, dag_id):
+            if state == "upstream_failed":
+                continue
+            log = self.try_log(run_id, task_id, try_number, dag_id)
+            sections.append(f"===== {task_id} try {try_number} ({state}): whole log =====\n{log}")
+        return "\n".join(sections)
+
+    def error_line(self, run_id: str, task_id: str, dag_id: str = DAG_ID) -> str:
+        """Why the task's last try failed: its exception, else a step's `error: ...` line."""
+        tries = self.tries(run_id, task_id, dag_id)
+        if not tries:
+            return "it never ran"
+        events = self.try_log_events(run_id, task_id, max(t["try_number"] for t in tries), dag_id)
+        for event in reversed(events):
+            details = event.get("error_detail") if isinstance(event, dict) else None
+            if details:
+                return str(details[-1].get("exc_value"))
+        lines = [format_log_event(event) for event in events]
+        errors = [line[line.index("error: "):] for line in lines if "error: " in line]
+        return errors[-1] if errors else (lines[-1] if lines else "no log")
+
+    def outcome(self, run_id: str, dag_id: str = DAG_ID) -> str:
+        """What the run did, in one line."""
+        states = self.task_states(run_id, dag_id)
+        if states.get("register_model") == "success":
+            registered = self.xcom(run_id, "register_model", dag_id=dag_id) or {}
+            reason = self.xcom(run_id, "quality_gate", "reason", dag_id)
+            return (f"registered {registered.get('model_name')} version {registered.get('version')} "
+                    f"as {registered.get('alias')}: {reason}")
+        if states.get("stop_pipeline") == "success":
+            reason = self.xcom(run_id, "quality_gate", "reason", dag_id)
+            return f"stopped at the quality gate, nothing registered: {reason}"
+        if states.get("check_for_new_data") == "skipped":
+            reason = self.xcom(run_id, "check_for_new_data", "reason", dag_id)
+            return f"skipped: {reason or 'no data version is newer than the Staging models'}"
+        failed = [task for task, state in states.items() if state == "failed"]
+        if failed:
+            return f"failed at {failed[0]}, nothing registered: {self.error_line(run_id, failed[0], dag_id)}"
+        return f"run ended {self.run(run_id, dag_id)['state']}"
 
     def follow(self, run_id: str, dag_id: str = DAG_ID, timeout: float = 1800,
                out: Any = sys.stdout) -> str:
         """Print each task's state changes until the run ends; return the run's final state."""
         seen: dict[str, str | None] = {}
         started = time.monotonic()
-        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
         while True:
-            state = self.call("GET", path)["state"]
+            state = self.run(run_id, dag_id)["state"]
             for task, task_state in self.task_states(run_id, dag_id).items():
                 if seen.get(task) != task_state:
                     seen[task] = task_state
                     print(f"[{time.monotonic() - started:6.0f}s] {task}: {task_state}", file=out, flush=True)
             if state in FINISHED:
-                for task in (t for t, s in seen.items() if s == "failed"):
-                    print(f"--- log of {task} (last lines) ---\n{self.task_log(run_id, task, dag_id)}",
-                          file=out, flush=True)
-                print(f"run {run_id}: {state}", file=out, flush=True)
                 return state
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"run {run_id} still {state} after {timeout:.0f}s")
-            time.sleep(3)
+            time.sleep(1)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -125,20 +236,32 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def main() -> int:
-    """make run: trigger, follow, exit non-zero unless the run succeeded."""
+    """make run: trigger, follow, end with the outcome; exit non-zero unless the run succeeded."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", default="{}", help='run parameters as JSON, e.g. \'{"force": true}\'')
-    parser.add_argument("--env-file", default=str(Path(__file__).resolve().parents[2] / ".env"))
+    parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or
+                        str(Path(__file__).resolve().parents[2] / ".env"))
     args = parser.parse_args()
-    env = read_env_file(Path(args.env_file))
-    url = f"http://localhost:{os.environ.get('AIRFLOW_PORT', env.get('AIRFLOW_PORT', '8080'))}"
     try:
+        conf = json.loads(args.conf)
+        env = read_env_file(Path(args.env_file))
+        url = f"http://localhost:{os.environ.get('AIRFLOW_PORT', env.get('AIRFLOW_PORT', '8080'))}"
         client = AirflowClient(url, "admin", env["AIRFLOW_ADMIN_PASSWORD"])
         client.wait_for_dag()
-        run_id = client.trigger(json.loads(args.conf))
+        run_id = client.trigger(conf)
         print(f"triggered {DAG_ID} run {run_id} (UI: {url}/dags/{DAG_ID})", flush=True)
-        return 0 if client.follow(run_id) == "success" else 1
-    except (RuntimeError, OSError, KeyError, json.JSONDecodeError) as exc:
+        state = client.follow(run_id)
+        if state != "success":
+            for task_id, try_number, _ in client.failed_tries(run_id):
+                log = client.try_log(run_id, task_id, try_number).splitlines()
+                print(f"--- {task_id} try {try_number}, last lines of its log ---", flush=True)
+                print("\n".join(log[-30:]), flush=True)
+        print(f"{DAG_ID}: {client.outcome(run_id)}", flush=True)
+        return 0 if state == "success" else 1
+    except FileNotFoundError:
+        print(f"error: run: {args.env_file} not found: start the stack first (make up)", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError, KeyError, json.JSONDecodeError, TimeoutError) as exc:
         print(f"error: run: {exc}", file=sys.stderr)
         return 2
 

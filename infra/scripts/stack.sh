@@ -12,11 +12,20 @@ source "$REPO_DIR/images/lib.sh"
 
 die() { echo "error: $*" >&2; exit 1; }
 
+# A Docker daemon that answers: set up where this script can (root with apt-get,
+# as `make test` does), otherwise one line saying what to run.
 require_docker() {
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "stack: Docker is missing or not running; setting it up (infra/scripts/ensure-docker.sh)" >&2
+    "$STACK_DIR/scripts/ensure-docker.sh" || die "Docker could not be set up; the reason is above"
+    return 0
+  fi
   command -v docker >/dev/null 2>&1 \
-    || die "Docker is not installed: install Docker Engine (or run infra/scripts/ensure-docker.sh as root)"
-  docker info >/dev/null 2>&1 \
-    || die "the Docker daemon is not answering: start it (e.g. 'sudo systemctl start docker') and retry"
+    || die "Docker is not installed: run 'sudo make docker-ready' (Debian/Ubuntu) or install Docker Engine"
+  die "the Docker daemon is not answering: run 'sudo make docker-ready' or start it ('sudo systemctl start docker')"
 }
 
 compose_command() {
