@@ -1,17 +1,29 @@
-"""The real stack, started once for this folder with `make up`'s script, torn down at the end."""
+"""The real stack, started once for this folder with `make up`'s script, torn down at the end.
+
+When a test fails, its report carries the evidence: for every DAG run the test
+started, the whole log of every failed try of every task, and the scheduler's
+log over the run's lifetime. Nobody should have to reproduce a failure to see it.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import http.server
 import importlib.util
+import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # MLflow 3 clients fetch artifacts through presigned S3 URLs that name the S3 service
@@ -19,12 +31,13 @@ REPO = Path(__file__).resolve().parents[2]
 # through the tracking server instead (README: "MLflow from the host").
 os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
 ENV_FILE = REPO / ".env.e2e"
+RECEIVER_PORT = free_port()
 # A stack of its own beside any the developer runs: project, network, ports and .env.
-# Short sensor timings, so a run with no new data skips in seconds, not minutes.
+# Its notifications go to a receiver this test session runs on the host.
 STACK_ENV = {
     "COMPOSE_PROJECT_NAME": "ct-e2e", "ENV_FILE": str(ENV_FILE), "CT_DOCKER_NETWORK": "ct-e2e",
     "AIRFLOW_PORT": "18080", "MLFLOW_PORT": "15000", "S3_PORT": "19000", "S3_CONSOLE_PORT": "19001",
-    "CT_SENSOR_POKE_SECONDS": "5", "CT_SENSOR_TIMEOUT_SECONDS": "20", "WAIT_SECONDS": "900",
+    "WAIT_SECONDS": "900", "CT_NOTIFY_WEBHOOK": f"http://host.docker.internal:{RECEIVER_PORT}/ct-notify",
 }
 
 
@@ -39,13 +52,16 @@ def _load_airflow_client() -> ModuleType:
 airflow_client = _load_airflow_client()
 
 
-def stack_command(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a stack script (infra/scripts) with the test's environment; print how long it took."""
+def stack_command(*args: str, check: bool = True, stdin: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a stack script or make target with the test's environment; print how long it took."""
     started = time.monotonic()
-    done = subprocess.run(
-        list(args), cwd=REPO, env={**os.environ, **STACK_ENV}, capture_output=True, text=True,
-        check=False, timeout=1800,
-    )
+    with open(stdin or os.devnull, "rb") as source:
+        done = subprocess.run(
+            list(args), cwd=REPO, env={**os.environ, **STACK_ENV}, stdin=source, capture_output=True,
+            check=False, timeout=1800,
+        )
+    done = subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                       done.stderr.decode(errors="replace"))
     print(f"phase {' '.join(args)}: {time.monotonic() - started:.0f}s")
     if check and done.returncode != 0:
         raise AssertionError(
@@ -60,12 +76,47 @@ def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
                          check=check)
 
 
+class NotificationReceiver:
+    """A real HTTP endpoint on the host that records every JSON body POSTed to it."""
+
+    def __init__(self, port: int) -> None:
+        self.received: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            """Records the JSON body of each POST and answers 200."""
+
+            def do_POST(self) -> None:  # pylint: disable=invalid-name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.append(json.loads(body or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, timeout: float = 120, **fields: str) -> dict[str, Any]:
+        """The first notification whose fields have these values."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.received:
+                if all(message.get(key) == value for key, value in fields.items()):
+                    return message
+            time.sleep(1)
+        raise AssertionError(f"no notification with {fields} in {timeout:.0f}s; received: {self.received}")
+
+
 @dataclass
 class Stack:
-    """Where the running stack answers, and its secrets."""
+    """Where the running stack answers, its secrets, and the runs each test started."""
 
     env: dict[str, str]
     up_output: str
+    notifications: NotificationReceiver
+    runs: list[str] = field(default_factory=list)
     airflow_url: str = f"http://localhost:{STACK_ENV['AIRFLOW_PORT']}"
     mlflow_url: str = f"http://localhost:{STACK_ENV['MLFLOW_PORT']}"
     s3_url: str = f"http://localhost:{STACK_ENV['S3_PORT']}"
@@ -82,16 +133,64 @@ class Stack:
                             aws_access_key_id=self.env["S3_ACCESS_KEY"],
                             aws_secret_access_key=self.env["S3_SECRET_KEY"])
 
+    def evidence(self) -> str:
+        """For each run of the current test: task states, failed tries' whole logs, scheduler log."""
+        client, sections = self.airflow(), []
+        for run_id in self.runs:
+            run = client.run(run_id)
+            sections.append(f"##### run {run_id}: {run['state']} {client.task_states(run_id)}")
+            sections.append(client.failure_evidence(run_id) or "(no failed try)")
+            sections.append(f"##### scheduler log from {run.get('queued_at')} to {run.get('end_date')}")
+            sections.append(scheduler_log(run.get("queued_at"), run.get("end_date")))
+        return "\n".join(sections)
+
+
+def scheduler_log(since: str | None, until: str | None) -> str:
+    """The scheduler container's own log over a time window (a little before and after)."""
+    def shifted(stamp: str | None, seconds: int) -> str:
+        moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else dt.datetime.now(dt.UTC)
+        return (moment + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    container = compose("ps", "-q", "airflow-scheduler", check=False).stdout.strip()
+    if not container:
+        return "(no scheduler container)"
+    done = subprocess.run(["docker", "logs", "--since", shifted(since, -10), "--until", shifted(until, 30),
+                           container], capture_output=True, text=True, check=False)
+    return done.stdout + done.stderr
+
 
 @pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
     """`make up` from nothing (no .env, no volumes); everything removed at the end."""
+    receiver = NotificationReceiver(RECEIVER_PORT)
     compose("down", "--volumes", "--remove-orphans", check=False)
     ENV_FILE.unlink(missing_ok=True)
     try:
         up = stack_command("infra/scripts/up.sh")
-        yield Stack(env=airflow_client.read_env_file(ENV_FILE), up_output=up.stdout + up.stderr)
+        yield Stack(env=airflow_client.read_env_file(ENV_FILE), up_output=up.stdout + up.stderr,
+                    notifications=receiver)
     finally:
         logs = compose("logs", "--no-color", "--tail=300", check=False)
         (REPO / "stack-logs.txt").write_text(logs.stdout + logs.stderr, encoding="utf-8")
         compose("down", "--volumes", "--remove-orphans", check=False)
+        receiver.server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _runs_of_this_test(request: pytest.FixtureRequest) -> None:
+    """Each test starts with no runs on record; its own are what a failure report shows."""
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack").runs.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed stack test's report carries the whole logs of its runs' failed tries."""
+    outcome = yield
+    report = outcome.get_result()
+    stack_under_test = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and stack_under_test and stack_under_test.runs:
+        try:
+            report.sections.append(("evidence: the runs of this test", stack_under_test.evidence()))
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # the report must not be lost
+            report.sections.append(("evidence", f"could not collect it: {exc!r} (call: {call.when})"))

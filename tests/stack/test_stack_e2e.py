@@ -1,8 +1,11 @@
 """The stack and the DAG, for real: `make up` from nothing, DAG runs through Airflow's REST API.
 
-The tests run in file order on one stack: a first run registers a model, a run
-above the reach of any model registers nothing, a run without new data skips,
-and a restart keeps every run, model and dataset.
+The tests run in file order on one stack: the first scheduled run trains, a
+forced run registers, a run above any model's reach stops and notifies, a run
+with nothing new is skipped at once, publishing a file starts a run by itself,
+S3 going away mid-run is survived by a retry, a task marked failed notifies and
+leaves no container, a corrupt data version fails at once, and a restart keeps
+every run, model and dataset.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,8 +24,9 @@ import pytest
 
 from tests.stack.conftest import REPO, Stack, compose, stack_command
 
-STEP_IMAGES = ("check-data", "prepare", "train", "evaluate", "register")
+DAG_ID = "ml_training_pipeline"
 METRICS_REPORT = REPO / "bench" / "results" / "e2e-metrics.json"
+POINTER_KEY = "published/breast_cancer.json"
 
 
 def mlflow_client(stack: Stack) -> mlflow.MlflowClient:
@@ -33,24 +38,63 @@ def get_json(url: str) -> dict:
         return json.loads(response.read())
 
 
-def run_dag(stack: Stack, conf: dict) -> tuple[str, dict]:
+def trigger(stack: Stack, conf: dict) -> str:
     client = stack.airflow()
     client.wait_for_dag()
     client.wait_until_idle()  # e.g. the scheduled run the daily schedule starts with the stack
-    started = time.monotonic()
     run_id = client.trigger(conf)
+    stack.runs.append(run_id)
+    return run_id
+
+
+def follow(stack: Stack, run_id: str) -> tuple[str, dict]:
+    client = stack.airflow()
+    started = time.monotonic()
     state = client.follow(run_id, timeout=1200)
-    print(f"phase dag run {conf}: {time.monotonic() - started:.0f}s, {state}")
+    print(f"phase dag run {run_id}: {time.monotonic() - started:.0f}s, {state}: {client.outcome(run_id)}")
     return state, client.task_states(run_id)
 
 
+def run_dag(stack: Stack, conf: dict) -> tuple[str, dict]:
+    return follow(stack, trigger(stack, conf))
+
+
+def wait_for_state(stack: Stack, run_id: str, task_id: str, states: set[str], timeout: float = 300) -> str:
+    client, deadline = stack.airflow(), time.monotonic() + timeout
+    while (state := client.task_states(run_id).get(task_id)) not in states:
+        assert time.monotonic() < deadline, f"{task_id} still {state} after {timeout:.0f}s"
+        time.sleep(0.3)
+    return state
+
+
 def published_pointer(stack: Stack) -> dict:
-    body = stack.s3().get_object(Bucket="dvc-data", Key="published/breast_cancer.json")["Body"]
-    return json.loads(body.read())
+    return json.loads(stack.s3().get_object(Bucket="dvc-data", Key=POINTER_KEY)["Body"].read())
+
+
+def data_object_key(md5: str) -> str:
+    return f"dvcstore/files/md5/{md5[:2]}/{md5[2:]}"
 
 
 def staging(stack: Stack):
     return mlflow_client(stack).get_model_version_by_alias("ct-xgboost", "staging")
+
+
+def versions_in_stage(stack: Stack, stage: str) -> list[str]:
+    versions = mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")
+    return sorted(v.version for v in versions if v.current_stage == stage)
+
+
+def step_containers(**labels: str) -> list[str]:
+    filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
+    listing = ["docker", "ps", "-a", "-q", "--filter", "label=ct.step", *filters]
+    return subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
+
+
+def asset_events(stack: Stack) -> int:
+    client = stack.airflow()
+    uri = urllib.parse.quote("s3://dvc-data/" + POINTER_KEY, safe="")
+    asset = client.call("GET", f"/assets?uri_pattern={uri}")["assets"][0]
+    return client.call("GET", f"/assets/events?asset_id={asset['id']}")["total_entries"]
 
 
 def test_make_up_prints_where_everything_is(stack: Stack) -> None:
@@ -74,7 +118,7 @@ def test_airflow_needs_a_login_and_then_shows_the_dag(stack: Stack) -> None:
         urllib.request.urlopen(f"{stack.airflow_url}/api/v2/dags", timeout=60)  # pylint: disable=consider-using-with
     assert refused.value.code in (401, 403)
     dag = stack.airflow().wait_for_dag()
-    assert dag["dag_id"] == "ml_training_pipeline"
+    assert dag["dag_id"] == DAG_ID
     assert dag["is_paused"] is False
 
 
@@ -90,12 +134,26 @@ def test_the_buckets_exist_and_the_first_dataset_is_published(stack: Stack) -> N
     buckets = {b["Name"] for b in stack.s3().list_buckets()["Buckets"]}
     assert {"dvc-data", "mlflow-artifacts", "pipeline-runs"} <= buckets
     md5 = published_pointer(stack)["md5"]
-    head = stack.s3().head_object(Bucket="dvc-data", Key=f"dvcstore/files/md5/{md5[:2]}/{md5[2:]}")
+    head = stack.s3().head_object(Bucket="dvc-data", Key=data_object_key(md5))
     assert head["ContentLength"] > 100_000
 
 
+def test_the_first_scheduled_run_of_a_fresh_stack_succeeds_or_skips_never_fails(stack: Stack) -> None:
+    client, deadline = stack.airflow(), time.monotonic() + 300
+    client.wait_for_dag()
+    while not (scheduled := client.runs(run_type="scheduled")):
+        assert time.monotonic() < deadline, "the daily schedule started no run with the stack"
+        time.sleep(2)
+    run_id = scheduled[0]["dag_run_id"]
+    stack.runs.append(run_id)
+    state, tasks = follow(stack, run_id)
+    assert state == "success", tasks
+    assert tasks["check_for_new_data"] in ("success", "skipped")
+    assert client.failed_tries(run_id) == []
+
+
 def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack) -> None:
-    # force: the daily schedule's first run may have trained on this data version already.
+    # force: the first scheduled run has trained on this data version already.
     state, tasks = run_dag(stack, {"force": True})
     assert state == "success", tasks
     assert tasks["register_model"] == "success"
@@ -118,6 +176,8 @@ def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack)
     for step in ("prepare", "train", "evaluate", "register"):
         assert f"ct-{step}:" in version.tags[f"image.{step}"]
         assert "@sha256:" in version.tags[f"image.{step}"]
+    # Exactly one version is in the Staging stage, the one with the alias.
+    assert versions_in_stage(stack, "Staging") == [version.version]
     # For CI's job summary: what this change did to the model.
     METRICS_REPORT.parent.mkdir(parents=True, exist_ok=True)
     METRICS_REPORT.write_text(json.dumps({
@@ -126,35 +186,152 @@ def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack)
     }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def test_a_run_that_cannot_beat_the_threshold_registers_nothing(stack: Stack) -> None:
+def test_a_run_that_cannot_beat_the_threshold_registers_nothing_and_says_why(stack: Stack) -> None:
     before = staging(stack)
     count = len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'"))
-    state, tasks = run_dag(stack, {"threshold": 0.999, "force": True})
+    run_id = trigger(stack, {"threshold": 0.999, "force": True})
+    state, tasks = follow(stack, run_id)
     assert state == "success", tasks
     assert tasks["stop_pipeline"] == "success"
-    assert tasks["notify"] == "success"
     assert tasks["register_model"] == "skipped"
     after = staging(stack)
     assert (after.version, after.run_id) == (before.version, before.run_id)
-    versions = mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")
-    assert len(versions) == count
+    assert len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")) == count
+
+    message = stack.notifications.wait_for(run_id=run_id, task_id="stop_pipeline")
+    assert message["outcome"] == "stopped"
+    assert message["reason"].endswith("does not beat the threshold 0.9990")
+    assert message["dag_id"] == DAG_ID
+    assert message["url"].startswith(f"{stack.airflow_url}/dags/{DAG_ID}/runs/")
+    assert "stopped by the quality gate, nothing registered" in message["text"]
 
 
-def test_a_run_without_new_data_skips(stack: Stack) -> None:
-    state, tasks = run_dag(stack, {})
-    assert tasks["check_for_new_data"] == "skipped", tasks
-    assert tasks["prepare_data"] == "skipped"
-    assert tasks["register_model"] == "skipped"
-    assert state == "success"
+def test_a_run_without_new_data_is_skipped_at_once_after_one_check(stack: Stack) -> None:
+    stack.airflow().wait_until_idle()
+    since = int(time.time())
+    started = time.monotonic()
+    done = stack_command("make", "run")
+    seconds = time.monotonic() - started
+    lines = done.stdout.strip().splitlines()
+    run_id = lines[0].split(" run ", 1)[1].split(" ", 1)[0]
+    stack.runs.append(run_id)
+    assert lines[-1].startswith(
+        f"{DAG_ID}: skipped: no data version is newer than the Staging model's (latest "
+    ), lines[-1]
+    tasks = stack.airflow().task_states(run_id)
+    assert set(tasks.values()) == {"skipped"}, tasks
+    created = subprocess.run(
+        ["docker", "events", "--since", str(since), "--until", str(int(time.time()) + 1),
+         "--filter", "type=container", "--filter", "event=create",
+         "--filter", "label=ct.step=check-data", "--filter", f"label=ct.dag_run={run_id}",
+         "--format", "{{.ID}}"], capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()
+    assert len(created) == 1, created
+    print(f"measure: make run with no new data answered in {seconds:.1f}s (target in `make bench-runs`)")
+
+
+def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack, tmp_path: Path) -> None:
+    client = stack.airflow()
+    client.wait_until_idle()
+    known = {run["dag_run_id"] for run in client.runs()}
+    # A new version of the same table: one row repeated (prepare drops duplicates, so the
+    # model, and its score against the Staging model's, stay the same).
+    current = stack.s3().get_object(Bucket="dvc-data", Key=data_object_key(published_pointer(stack)["md5"]))
+    table = current["Body"].read().decode()
+    new_file = tmp_path / "breast_cancer_v2.csv"
+    new_file.write_text(table + table.splitlines()[1] + "\n", encoding="utf-8")
+
+    published_at = time.monotonic()
+    done = stack_command("make", "publish", f"FILE={new_file}")
+    md5 = published_pointer(stack)["md5"]
+    assert done.stdout.strip().splitlines()[-1].startswith(
+        f"published breast_cancer version {md5} (570 rows); Airflow has the event"
+    ), done.stdout
+    deadline = time.monotonic() + 300
+    while not (new := [r for r in client.runs() if r["dag_run_id"] not in known]):
+        assert time.monotonic() < deadline, "publishing started no run"
+        time.sleep(1)
+    print(f"measure: a run started {time.monotonic() - published_at:.1f}s after make publish began")
+    assert new[0]["run_type"] == "asset_triggered"
+    stack.runs.append(new[0]["dag_run_id"])
+    state, tasks = follow(stack, new[0]["dag_run_id"])
+    assert state == "success", tasks
+    assert tasks["register_model"] == "success", tasks
+    version = staging(stack)
+    assert version.tags["data_version"] == md5
+    assert versions_in_stage(stack, "Staging") == [version.version]
+
+
+def test_a_file_that_fails_validation_is_not_published_and_starts_nothing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    pointer, events = published_pointer(stack), asset_events(stack)
+    bad = tmp_path / "no_target.csv"
+    bad.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
+    done = stack_command("make", "publish", f"FILE={bad}", check=False)
+    assert done.returncode != 0
+    assert "error: publish_data: target column 'target' not found" in done.stderr, done.stderr
+    assert published_pointer(stack) == pointer
+    assert asset_events(stack) == events
+
+
+def test_s3_gone_for_30_seconds_during_training_is_survived_by_a_retry(stack: Stack) -> None:
+    run_id = trigger(stack, {"force": True})
+    wait_for_state(stack, run_id, "train_model", {"queued", "running"})
+    compose("stop", "s3")
+    time.sleep(30)
+    compose("start", "s3")
+    state, tasks = follow(stack, run_id)
+    assert state == "success", tasks
+    client = stack.airflow()
+    failed = [(task, number) for task, number, _ in client.failed_tries(run_id)]
+    assert failed, "no step met the outage: the test proved nothing"
+    for task, number in failed:
+        assert "S3 unreachable at http://s3:9000" in client.try_log(run_id, task, number)
+
+
+def test_a_task_marked_failed_while_its_container_runs_fails_the_run_and_notifies(stack: Stack) -> None:
+    # A million trees keep train's container busy far longer than the test needs.
+    run_id = trigger(stack, {"force": True, "xgb_params": {"n_estimators": 1_000_000}})
+    deadline = time.monotonic() + 300
+    while not step_containers(**{"ct.step": "train", "ct.dag_run": run_id}):
+        assert time.monotonic() < deadline, "train's container never started"
+        time.sleep(0.3)
+    time.sleep(2)
+    stack.airflow().set_task_state(run_id, "train_model", "failed")
+    state, tasks = follow(stack, run_id)
+    assert state == "failed"
+    assert tasks["train_model"] == "failed"
+    assert tasks["evaluate_model"] == "upstream_failed"
+    message = stack.notifications.wait_for(run_id=run_id, task_id="train_model")
+    assert message["outcome"] == "failed"
+    assert "stopped from outside" in message["reason"]
+    assert f"/runs/{urllib.parse.quote(run_id, safe='')}/tasks/train_model" in message["url"]
+    deadline = time.monotonic() + 30
+    while step_containers(**{"ct.dag_run": run_id}):
+        assert time.monotonic() < deadline, f"containers of {run_id} left: {step_containers()}"
+        time.sleep(1)
+
+
+def test_a_corrupt_data_version_fails_at_once_without_retries_and_notifies(stack: Stack) -> None:
+    key = data_object_key(published_pointer(stack)["md5"])
+    original = stack.s3().get_object(Bucket="dvc-data", Key=key)["Body"].read()
+    stack.s3().put_object(Bucket="dvc-data", Key=key, Body=b"id,target\n1,0\n")
+    try:
+        run_id = trigger(stack, {"force": True})
+        state, tasks = follow(stack, run_id)
+    finally:
+        stack.s3().put_object(Bucket="dvc-data", Key=key, Body=original)
+    assert state == "failed"
+    assert tasks["prepare_data"] == "failed"
+    assert [t["try_number"] for t in stack.airflow().tries(run_id, "prepare_data")] == [1]
+    message = stack.notifications.wait_for(run_id=run_id, task_id="prepare_data")
+    assert "corrupt (md5 mismatch)" in message["reason"]
+    assert message["reason"].endswith("(exit code 3: no retry can fix this)")
 
 
 def test_no_step_container_is_left_behind(stack: Stack) -> None:  # pylint: disable=unused-argument
-    for step in STEP_IMAGES:
-        left = subprocess.run(
-            ["docker", "ps", "-a", "-q", "--filter", f"ancestor=ct-{step}"],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()
-        assert left == [], f"containers of ct-{step} left: {left}"
+    assert step_containers() == []
 
 
 def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
@@ -163,12 +340,12 @@ def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
     stack_command("infra/scripts/up.sh")
     assert published_pointer(stack) == pointer
     assert staging(stack).version == version.version
-    assert stack.airflow().wait_for_dag()["dag_id"] == "ml_training_pipeline"
+    assert stack.airflow().wait_for_dag()["dag_id"] == DAG_ID
 
 
 def test_no_image_carries_a_secret(stack: Stack) -> None:
     secrets = [value for key, value in stack.env.items() if len(value) >= 12]
-    assert len(secrets) >= 8
+    assert len(secrets) >= 9
     listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
                "--filter", "reference=ct-*:latest"]
     names = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
