@@ -52,16 +52,16 @@ def _load_airflow_client() -> ModuleType:
 airflow_client = _load_airflow_client()
 
 
-def stack_command(*args: str, check: bool = True, stdin: Path | None = None) -> subprocess.CompletedProcess:
+def stack_command(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a stack script or make target with the test's environment; print how long it took."""
     started = time.monotonic()
-    with open(stdin or os.devnull, "rb") as source:
-        done = subprocess.run(
-            list(args), cwd=REPO, env={**os.environ, **STACK_ENV}, stdin=source, capture_output=True,
-            check=False, timeout=1800,
-        )
-    done = subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
-                                       done.stderr.decode(errors="replace"))
+    # A make target is run as a user runs it, not as a sub-make of `make e2e` (which prints
+    # "Entering directory" lines around its output).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    done = subprocess.run(
+        list(args), cwd=REPO, env={**env, **STACK_ENV}, stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, check=False, timeout=1800,
+    )
     print(f"phase {' '.join(args)}: {time.monotonic() - started:.0f}s")
     if check and done.returncode != 0:
         raise AssertionError(
