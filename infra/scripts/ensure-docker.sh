@@ -13,6 +13,11 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ "${#missing[@]}" = 1 ] && [ "${missing[0]}" = debootstrap ] && [ "$(id -u)" -ne 0 ]; then
+  # Only needed where no registry serves the base image (e.g. not on GitHub's runners).
+  echo "ensure-docker: debootstrap is missing (needed only where python:3.11-slim cannot be pulled)" >&2
+  missing=()
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || fail "missing ${missing[*]}; run this script as root to install them"
   echo "ensure-docker: installing ${missing[*]}" >&2
