@@ -29,9 +29,9 @@ sys.path[:0] = [str(DAGS_FOLDER), str(REPO)]
 @pytest.fixture(scope="session")
 def dagbag():
     """The DAG folder, parsed as the dag-processor parses it."""
-    from airflow.dag_processing.dagbag import DagBag  # pylint: disable=import-outside-toplevel
+    from airflow.dag_processing.dagbag import BundleDagBag  # pylint: disable=import-outside-toplevel
 
-    return DagBag(dag_folder=str(DAGS_FOLDER))
+    return BundleDagBag(dag_folder=str(DAGS_FOLDER), bundle_path=DAGS_FOLDER)
 
 
 @pytest.fixture(scope="session")

@@ -52,8 +52,9 @@ def test_airflow_loads_the_dag_folder_without_import_errors(docker: Docker) -> N
     """The DAG folder baked into the image parses, with the image's own Airflow and providers."""
     script = (
         "import json, pathlib\n"
-        "from airflow.dag_processing.dagbag import DagBag\n"
-        f"bag = DagBag(dag_folder={IMAGE_DAGS_DIR!r})\n"
+        "from airflow.dag_processing.dagbag import BundleDagBag\n"
+        # As the dag-processor parses it: the folder is a bundle, on sys.path for its helpers.
+        f"bag = BundleDagBag(dag_folder={IMAGE_DAGS_DIR!r}, bundle_path=pathlib.Path({IMAGE_DAGS_DIR!r}))\n"
         "print(json.dumps({'errors': bag.import_errors, 'dag_ids': sorted(bag.dag_ids),\n"
         "  'parsed': sorted(pathlib.Path(s.file).name for s in bag.dagbag_stats),\n"
         f"  'files': sorted(p.name for p in pathlib.Path({IMAGE_DAGS_DIR!r}).glob('*.py'))}}))\n"
