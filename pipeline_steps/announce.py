@@ -20,21 +20,22 @@ SERVICE = "Airflow"
 log = logging.getLogger(__name__)
 
 
-def _token(api: AirflowApiSettings) -> str:
+def token(api: AirflowApiSettings) -> str:
+    """A JWT for Airflow's REST API (`POST /auth/token`) as ``api.username``."""
     answer = call_json(
         SERVICE, api.url, "POST", "/auth/token",
         body={"username": api.username, "password": api.password},
     )
-    token = answer.get("access_token") if isinstance(answer, dict) else None
-    if not token:
+    jwt = answer.get("access_token") if isinstance(answer, dict) else None
+    if not jwt:
         raise RequestRefusedError(f"Airflow at {api.url} gave no access token to {api.username!r}")
-    return str(token)
+    return str(jwt)
 
 
-def _asset_id(api: AirflowApiSettings, token: str, asset_uri: str) -> int:
+def _asset_id(api: AirflowApiSettings, jwt: str, asset_uri: str) -> int:
     # uri_pattern matches substrings: s3://b/published/x.json also finds .../x.json.old.
     query = urllib.parse.urlencode({"uri_pattern": asset_uri, "limit": 100})
-    answer = call_json(SERVICE, api.url, "GET", f"/api/v2/assets?{query}", token=token)
+    answer = call_json(SERVICE, api.url, "GET", f"/api/v2/assets?{query}", token=jwt)
     for asset in answer.get("assets", []) if isinstance(answer, dict) else []:
         if asset.get("uri") == asset_uri:
             return int(asset["id"])
@@ -45,11 +46,11 @@ def _asset_id(api: AirflowApiSettings, token: str, asset_uri: str) -> int:
 
 def announce(api: AirflowApiSettings, asset_uri: str, extra: dict[str, Any]) -> dict[str, Any]:
     """Post an event on the asset ``asset_uri``; return the event as Airflow recorded it."""
-    token = _token(api)
-    asset_id = _asset_id(api, token, asset_uri)
+    jwt = token(api)
+    asset_id = _asset_id(api, jwt, asset_uri)
     event = call_json(
         SERVICE, api.url, "POST", "/api/v2/assets/events",
-        body={"asset_id": asset_id, "extra": extra}, token=token,
+        body={"asset_id": asset_id, "extra": extra}, token=jwt,
     )
     log.info("announced %s to Airflow: asset %s, event %s", asset_uri, asset_id, event.get("id"))
     return event

@@ -1,5 +1,7 @@
 """JSON over HTTP to the services' REST APIs (MLflow, Airflow), with errors that say whether to retry.
 
+The steps use it, and so does the host's Airflow client (`make run`, the stack tests).
+
 The standard library is enough, so no step image carries an HTTP client for
 this. A service that is down, slow or failing on its side (5xx, 408, 429) gives
 a retryable :class:`ServiceUnreachableError`; one that answers any other 4xx
@@ -32,6 +34,7 @@ def call_json(
     *,
     body: Any = None,
     token: str | None = None,
+    timeout: float = TIMEOUT_SECONDS,
 ) -> Any:
     """Send ``body`` as JSON to ``base_url + path`` and return the parsed JSON answer."""
     headers = {"Accept": "application/json"}
@@ -47,7 +50,7 @@ def call_json(
     )
     what = f"{method} {path.partition('?')[0]}"
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = response.read()
     except urllib.error.HTTPError as exc:
         raise _status_error(service, base_url, what, exc) from None

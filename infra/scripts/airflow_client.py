@@ -2,7 +2,9 @@
 """Trigger the training DAG through Airflow's REST API, follow it, and say in one line what happened.
 
 `make run` calls this; the stack tests use the same client. Standard library
-only, so it runs with any python3 on the host. The last line printed is the
+only (its HTTP and Airflow login are the steps' own, `pipeline_steps.rest` and
+`pipeline_steps.announce`, which need nothing else), so it runs with any python3
+on the host. The last line printed is the
 run's outcome: registered (which version, and the gate's numbers), stopped at
 the gate and why, skipped because nothing is new, or failed and where. Exit
 code 0 only when the run succeeded (a skip or a gate stop is a success).
@@ -15,15 +17,24 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run as a script: the package beside it
+# pylint: disable=wrong-import-position
+from pipeline_steps.announce import token
+from pipeline_steps.errors import NotFoundError, PipelineError
+from pipeline_steps.rest import call_json
+from pipeline_steps.settings import AirflowApiSettings
+
 DAG_ID = "ml_training_pipeline"
 FINISHED = {"success", "failed"}
-FAILED_TRY_STATES = {"failed", "up_for_retry", "upstream_failed"}
+# States of a try that ran and did not succeed (upstream_failed tasks never ran).
+FAILED_TRY_STATES = {"failed", "up_for_retry"}
+TIMEOUT_SECONDS = 60
 
 
 def format_log_event(event: Any) -> str:
@@ -43,26 +54,12 @@ class AirflowClient:
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url.rstrip("/")
-        body = self._request("POST", "/auth/token", {"username": username, "password": password})
-        self.token = body["access_token"]
-
-    def _request(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        request.add_header("Accept", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode(errors="replace")
-            raise RuntimeError(f"Airflow {method} {path}: HTTP {exc.code} {detail}") from None
+        self.token = token(AirflowApiSettings(self.base_url, username, password))
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        """An authenticated API call."""
-        return self._request(method, f"/api/v2{path}", body, self.token)
+        """An authenticated API call; errors say what failed (NotFoundError for a 404)."""
+        return call_json("Airflow", self.base_url, method, f"/api/v2{path}", body=body, token=self.token,
+                         timeout=TIMEOUT_SECONDS)
 
     @staticmethod
     def _run_path(run_id: str, dag_id: str = DAG_ID) -> str:
@@ -75,8 +72,8 @@ class AirflowClient:
             try:
                 dag = self.call("GET", f"/dags/{dag_id}")
                 break
-            except RuntimeError as exc:
-                if "HTTP 404" not in str(exc) or time.monotonic() > deadline:
+            except NotFoundError:
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(5)
         if dag.get("is_paused"):
@@ -142,10 +139,8 @@ class AirflowClient:
         path = f"{self._run_path(run_id, dag_id)}/taskInstances/{task_id}/xcomEntries/{key}"
         try:
             value = self.call("GET", f"{path}?deserialize=true")["value"]
-        except RuntimeError as exc:
-            if "HTTP 404" in str(exc):
-                return None
-            raise
+        except NotFoundError:
+            return None
         if isinstance(value, str):
             try:
                 return json.loads(value)
@@ -168,8 +163,6 @@ class AirflowClient:
         """The whole log of every failed try of the run: what the next person needs to see."""
         sections = []
         for task_id, try_number, state in self.failed_tries(run_id, dag_id):
-            if state == "upstream_failed":
-                continue
             log = self.try_log(run_id, task_id, try_number, dag_id)
             sections.append(f"===== {task_id} try {try_number} ({state}): whole log =====\n{log}")
         return "\n".join(sections)
@@ -261,7 +254,7 @@ def main() -> int:
     except FileNotFoundError:
         print(f"error: run: {args.env_file} not found: start the stack first (make up)", file=sys.stderr)
         return 2
-    except (RuntimeError, OSError, KeyError, json.JSONDecodeError, TimeoutError) as exc:
+    except (PipelineError, OSError, KeyError, json.JSONDecodeError, TimeoutError) as exc:
         print(f"error: run: {exc}", file=sys.stderr)
         return 2
 
