@@ -89,13 +89,17 @@ def remove_container(cli: Any, container_id: str) -> None:
         pass
 
 
+def image_with_digest(cli: Any, image_ref: str) -> str:
+    """The exact image a step runs (``ct-train:<tag>@sha256:...``), for its provenance tags."""
+    return f"{image_ref}@{cli.inspect_image(image_ref)['Id']}"
+
+
 def container_environment(cli: Any, image_ref: str) -> dict[str, str]:
     """What a step container gets at run time: the settings, the S3 keys and its exact image."""
-    image_id = cli.inspect_image(image_ref)["Id"]
     return {
         **deployment.step_environment(),
         **deployment.secret_environment(),
-        "STEP_IMAGE": f"{image_ref}@{image_id}",
+        "STEP_IMAGE": image_with_digest(cli, image_ref),
     }
 
 
@@ -138,9 +142,8 @@ class StepOperator(DockerOperator):
         self._stopped = False
 
     def execute(self, context: Any) -> dict[str, Any]:
-        env = container_environment(self.cli, self.image)
         self._private_environment = deployment.secret_environment()
-        self.environment = {**self.environment, "STEP_IMAGE": env["STEP_IMAGE"]}
+        self.environment = {**self.environment, "STEP_IMAGE": image_with_digest(self.cli, self.image)}
         self.labels = {LABEL_STEP: self.step, LABEL_RUN: str(context.get("run_id", ""))}
         try:
             super().execute(context)  # streams the log; raises when the container exits non-zero
