@@ -19,6 +19,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from ct_tasks.steps import LABEL_RUN, StepOperator, StepResultError
 
 IMAGE = "ct-check-data:latest"
+# Every test needs the image; the fixture says how to build it when it is missing.
+pytestmark = pytest.mark.usefixtures("docker_api")
 TRIES = 30
 # Logs before the result, the result, then (after a pause, so that they are certainly
 # later) timestamped log lines, as a step's logging would write them.

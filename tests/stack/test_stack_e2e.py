@@ -318,11 +318,21 @@ def test_a_corrupt_data_version_fails_at_once_without_retries_and_notifies(stack
     original = stack.s3().get_object(Bucket="dvc-data", Key=key)["Body"].read()
     stack.s3().put_object(Bucket="dvc-data", Key=key, Body=b"id,target\n1,0\n")
     try:
-        run_id = trigger(stack, {"force": True})
-        state, tasks = follow(stack, run_id)
+        stack.airflow().wait_until_idle()
+        done = stack_command("make", "run", "CONF={\"force\": true}", check=False)
     finally:
         stack.s3().put_object(Bucket="dvc-data", Key=key, Body=original)
-    assert state == "failed"
+    lines = done.stdout.strip().splitlines()
+    run_id = lines[0].split(" run ", 1)[1].split(" ", 1)[0]
+    stack.runs.append(run_id)
+    assert done.returncode != 0, done.stdout + done.stderr  # make run fails when the run fails
+    # make run shows the failed try's log, then says in its last line where and why.
+    assert "--- prepare_data try 1, last lines of its log ---" in done.stdout
+    assert lines[-1].startswith(f"{DAG_ID}: failed at prepare_data, nothing registered: error: prepare: "
+                                "data version "), lines[-1]
+    assert lines[-1].endswith("corrupt (md5 mismatch) (exit code 3: no retry can fix this)")
+    tasks = stack.airflow().task_states(run_id)
+    assert stack.airflow().run(run_id)["state"] == "failed"
     assert tasks["prepare_data"] == "failed"
     assert [t["try_number"] for t in stack.airflow().tries(run_id, "prepare_data")] == [1]
     message = stack.notifications.wait_for(run_id=run_id, task_id="prepare_data")
