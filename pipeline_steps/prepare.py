@@ -14,7 +14,7 @@ import logging
 import re
 from typing import Any
 
-from pipeline_steps import data, storage
+from pipeline_steps import data, storage, validation
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.errors import DataValidationError, NotFoundError, PipelineError
 from pipeline_steps.settings import Settings
@@ -65,9 +65,10 @@ def prepare(
     log.info("preparing %s (%d bytes)", source, len(payload))
 
     frame = data.load_table(payload, source, settings.csv_delimiter)
-    data.validate(frame, settings.target_column, source)
-    table = data.clean(frame, settings.target_column, source)
-    train, test = data.split(table, settings.target_column, settings.test_size, settings.seed)
+    table = validation.clean_for(settings, frame, source)
+    for note in table.schema.notes:
+        log.warning("%s", note)
+    train, test = data.split(table.frame, settings.target_column, settings.test_size, settings.seed)
 
     manifest = {
         "step": "prepare",
@@ -75,8 +76,9 @@ def prepare(
         "dataset": settings.dataset_name,
         "source": source,
         "target": settings.target_column,
-        "classes": table.classes,
-        "features": [c for c in train.columns if c != settings.target_column],
+        "classes": list(table.schema.classes),
+        "features": table.schema.feature_names,
+        "schema": table.schema.to_dict(),
         "rows_raw": int(len(frame)),
         "rows_train": int(len(train)),
         "rows_test": int(len(test)),
@@ -91,7 +93,10 @@ def prepare(
     store.write_bytes(manifest["test_uri"], data.to_parquet(test))
     store.write_manifest(output_uri, "prepare", manifest)
     log.info("prepared %s: %d train / %d test rows", data_version, len(train), len(test))
-    return {k: manifest[k] for k in ("data_version", "prepared_uri", "rows_train", "rows_test")}
+    return {
+        **{k: manifest[k] for k in ("data_version", "prepared_uri", "rows_train", "rows_test")},
+        "dropped_columns": table.schema.dropped,
+    }
 
 
 def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

@@ -25,9 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline_steps import announce, data, storage
+from pipeline_steps import announce, data, storage, validation
 from pipeline_steps.cli import make_parser, run_cli
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.datasets import BUILTIN, builtin_csv
 from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachableError, UsageError
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
@@ -103,7 +103,7 @@ def _announce_version(settings: Settings, pointer: dict[str, Any]) -> dict[str, 
 def publish(settings: Settings, store: Storage, payload: bytes, name: str) -> dict[str, Any]:
     """Validate, push and point to ``payload`` as the newest version of the dataset; announce it."""
     frame = data.load_table(payload, name, settings.csv_delimiter)
-    data.validate(frame, settings.target_column, name)
+    validation.clean_for(settings, frame, name)
     store.require_bucket(settings.s3.data_bucket)
     md5 = dvc_push(settings, payload, name)
     if md5 != data.md5_hex(payload):
@@ -156,6 +156,10 @@ def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         return {**published, **NOT_ANNOUNCED, "already_published": True}
     if args.file:
         return publish(settings, store, _read_file(args.file), args.name or Path(args.file).name)
+    if args.if_unpublished and settings.dataset_name not in BUILTIN:
+        log.warning("%r is not a built-in table: publish it with make publish FILE=...",
+                    settings.dataset_name)
+        return {"dataset": settings.dataset_name, "md5": None, **NOT_ANNOUNCED, "already_published": False}
     payload = builtin_csv(settings.dataset_name, settings.target_column)
     return publish(settings, store, payload, args.name or f"{settings.dataset_name}.csv")
 

@@ -25,7 +25,15 @@ DEFAULT_XGB_PARAMS: dict[str, Any] = {
     "tree_method": "hist",
 }
 
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+# Every metric evaluate logs. Binary tasks measure precision, recall and f1 on the
+# positive class (POSITIVE_CLASS); multiclass tasks average them over classes (macro).
+METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "f1_macro", "roc_auc")
+# The ones the quality gate can compare. The default, f1, is what matters when the
+# positive class is the rare one (churn, fraud, a diagnosis): accuracy looks good on
+# an imbalanced table by never predicting it. f1_macro or balanced_accuracy weigh
+# every class the same when no one class is "the" positive one.
+GATE_METRICS = ("f1", "f1_macro", "balanced_accuracy", "roc_auc", "accuracy")
+DEFAULT_GATE_METRIC = "f1"
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class AirflowApiSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings:  # pylint: disable=too-many-instance-attributes  # one flat record, read in one place
     """The whole configuration of a step run."""
 
     s3: S3Settings
@@ -84,6 +92,8 @@ class Settings:
     quality_threshold: float
     quality_metric: str
     xgb_params: dict[str, Any] = field(default_factory=dict)
+    drop_columns: tuple[str, ...] = ()
+    positive_class: str | None = None
     git_commit: str | None = None
     image: str | None = None
     airflow_api: AirflowApiSettings | None = None
@@ -159,10 +169,18 @@ def _xgb_params(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _metric(env: Mapping[str, str]) -> str:
-    value = _text(env, "QUALITY_METRIC", "f1")
-    if value not in METRICS:
-        raise SettingsError(f"QUALITY_METRIC must be one of {', '.join(METRICS)}, got {value!r}")
+    value = _text(env, "QUALITY_METRIC", DEFAULT_GATE_METRIC)
+    if value not in GATE_METRICS:
+        raise SettingsError(f"QUALITY_METRIC must be one of {', '.join(GATE_METRICS)}, got {value!r}")
     return value
+
+
+def _drop_columns(env: Mapping[str, str], target: str) -> tuple[str, ...]:
+    """DROP_COLUMNS: comma-separated column names the model must never read (ids, free text, leaks)."""
+    names = tuple(n.strip() for n in (_optional(env, "DROP_COLUMNS") or "").split(",") if n.strip())
+    if target in names:
+        raise SettingsError(f"DROP_COLUMNS names the target column {target!r} (TARGET_COLUMN)")
+    return names
 
 
 def _delimiter(env: Mapping[str, str]) -> str:
@@ -204,19 +222,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         runs_bucket=_bucket(env, "S3_RUNS_BUCKET", "pipeline-runs"),
     )
     _require_http(s3.endpoint_url, "S3_ENDPOINT_URL")
+    target = _text(env, "TARGET_COLUMN", "target")
     return Settings(
         s3=s3,
         mlflow_tracking_uri=_text(env, "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
         mlflow_experiment=_text(env, "MLFLOW_EXPERIMENT_NAME", "ct-pipeline"),
         model_name=_text(env, "MODEL_NAME", "ct-xgboost"),
         dataset_name=_text(env, "DATASET_NAME", "breast_cancer"),
-        target_column=_text(env, "TARGET_COLUMN", "target"),
+        target_column=target,
         csv_delimiter=_delimiter(env),
         seed=_int(env, "SEED", 42),
         test_size=_fraction(env, "TEST_SIZE", 0.2, exclusive=True),
         quality_threshold=_fraction(env, "QUALITY_THRESHOLD", 0.85, exclusive=False),
         quality_metric=_metric(env),
         xgb_params=_xgb_params(env),
+        drop_columns=_drop_columns(env, target),
+        positive_class=_optional(env, "POSITIVE_CLASS"),
         git_commit=_optional(env, "GIT_COMMIT"),
         image=_optional(env, "STEP_IMAGE"),
         airflow_api=_airflow_api(env),

@@ -9,7 +9,10 @@ server that is down or answers 5xx may be back for a retry; one that answers
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from pipeline_steps import rest
@@ -25,6 +28,10 @@ IMAGE_TAG_PREFIX = "image."
 # What train logs to a run and register versions: the pickle and the xgboost-flavour model.
 MODEL_FILE = "model.pkl"
 LOGGED_MODEL_NAME = "model"
+# The training schema (pipeline_steps.schema), logged by train; evaluate compares it with Staging's.
+SCHEMA_FILE = "schema.json"
+TAG_SCHEMA_WARNINGS = "schema.warnings"
+TAG_SCHEMA_CHANGES = "schema.changes"
 
 log = logging.getLogger(__name__)
 _MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
@@ -51,6 +58,28 @@ def connect(settings: Settings) -> Any:
     mlflow.set_registry_uri(uri)
     log.info("tracking at %s", uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def log_files(client: Any, run_id: str, files: dict[str, bytes]) -> None:
+    """Log these very bytes as the run's artifacts, so a file written elsewhere and the run agree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, payload in files.items():
+            Path(tmp, name).write_bytes(payload)
+            client.log_artifact(run_id, str(Path(tmp, name)))
+
+
+def load_run_json(client: Any, run_id: str, path: str) -> Any | None:
+    """A JSON artifact of a run, or None when the run has no such file."""
+    from mlflow.exceptions import MlflowException  # pylint: disable=import-outside-toplevel
+
+    if path not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+        except MlflowException as exc:
+            raise _service_error(exc, f"cannot read {path} of MLflow run {run_id!r}") from None
+        return json.loads(Path(local).read_text(encoding="utf-8"))
 
 
 def get_run(client: Any, run_id: str) -> Any:

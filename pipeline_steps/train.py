@@ -1,9 +1,11 @@
 """Step 2: train an XGBoost classifier on the prepared split and track it in MLflow.
 
-The run records the parameters, the seed, the data version, the git commit and
-the image of each step so far; ``model.pkl`` is saved to ``--output`` and to the
-run, and the model is also logged in MLflow's xgboost flavour, which is what the
-registry versions. ``train.json`` under ``--output`` tells evaluate where it all is.
+The run records the parameters, the seed, the data version, the git commit, the
+image of each step so far and the training schema (``schema.json``: columns,
+kinds, category levels, classes, and the columns dropped with why). ``model.pkl``
+is saved to ``--output`` and to the run, and the model is also logged as an MLflow
+pyfunc that answers in the user's labels, which is what the registry versions.
+``train.json`` under ``--output`` tells evaluate where it all is.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import pickle
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from pipeline_steps import data, provenance, storage, tracking
+from pipeline_steps.model import LabelledModel, fit
+from pipeline_steps.schema import TableSchema
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
@@ -23,18 +25,13 @@ from pipeline_steps.storage import Storage
 log = logging.getLogger(__name__)
 
 
-def fit(features: Any, labels: Any, params: dict[str, Any], seed: int) -> Any:
-    """A fitted XGBClassifier; same data, params and seed give the same model."""
-    from xgboost import XGBClassifier  # pylint: disable=import-outside-toplevel
+def _log_run(
+    settings: Settings, manifest: dict[str, Any], model: LabelledModel, model_bytes: bytes, frame: Any
+) -> Any:
+    # pylint: disable=import-outside-toplevel
+    import mlflow
 
-    model = XGBClassifier(**params, random_state=seed)
-    model.fit(features, labels)
-    return model
-
-
-def _log_run(settings: Settings, manifest: dict[str, Any], model: Any, model_bytes: bytes) -> Any:
-    import mlflow  # pylint: disable=import-outside-toplevel
-    import xgboost  # pylint: disable=import-outside-toplevel
+    from pipeline_steps import registry_model
 
     mlflow.set_experiment(settings.mlflow_experiment)
     tags = {
@@ -50,21 +47,19 @@ def _log_run(settings: Settings, manifest: dict[str, Any], model: Any, model_byt
         "seed": settings.seed,
         "test_size": manifest["test_size"],
         "target": manifest["target"],
-        "classes": ",".join(map(str, manifest["classes"])),
+        "classes": ",".join(map(str, model.schema.classes)),
+        "positive_class": model.schema.positive_class,
+        "dropped_columns": ",".join(model.schema.dropped) or "none",
         "rows_train": manifest["rows_train"],
         "data_version": manifest["data_version"],
     }
+    if model.schema.notes:
+        tags[tracking.TAG_SCHEMA_WARNINGS] = "; ".join(model.schema.notes)[:5000]
     with mlflow.start_run(tags=tags) as run:
         mlflow.log_params(params)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, tracking.MODEL_FILE)
-            path.write_bytes(model_bytes)
-            mlflow.log_artifact(str(path))
-        mlflow.xgboost.log_model(
-            model,
-            name=tracking.LOGGED_MODEL_NAME,
-            pip_requirements=[f"xgboost=={xgboost.__version__}"],
-        )
+        mlflow.log_dict(model.schema.to_dict(), tracking.SCHEMA_FILE)
+        tracking.log_files(mlflow.MlflowClient(), run.info.run_id, {tracking.MODEL_FILE: model_bytes})
+        registry_model.log(model, model_bytes, frame, tracking.LOGGED_MODEL_NAME)
     return run
 
 
@@ -73,10 +68,12 @@ def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str
     manifest = store.read_manifest(prepared_uri, "prepare")
     tracking.connect(settings)  # fail before the work if MLflow is not there
     frame = data.from_parquet(store.read_bytes(manifest["train_uri"]))
-    labels = frame.pop(manifest["target"])
-    model = fit(frame, labels, settings.xgb_params, settings.seed)
+    schema = TableSchema.from_dict(manifest["schema"])
+    for note in schema.notes:
+        log.warning("%s", note)
+    model = fit(frame, schema, settings.xgb_params, settings.seed)
     model_bytes = pickle.dumps(model)
-    run = _log_run(settings, manifest, model, model_bytes)
+    run = _log_run(settings, manifest, model, model_bytes, frame)
 
     result = {
         "step": "train",

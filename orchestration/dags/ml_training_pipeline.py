@@ -19,7 +19,8 @@ from ct_tasks import deployment, gate, notify
 from ct_tasks.steps import NewDataSensor, StepOperator
 
 DAG_ID = "ml_training_pipeline"
-METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc"]
+# pipeline_steps.settings.GATE_METRICS (a unit test checks they agree).
+GATE_METRICS = ["f1", "f1_macro", "balanced_accuracy", "roc_auc", "accuracy"]
 
 # Published by `pipeline_steps.publish_data`, which also posts an event on it: that starts a run.
 DATA_ASSET = Asset(
@@ -47,7 +48,7 @@ with DAG(
     params={
         "threshold": Param(deployment.DEFAULT_THRESHOLD, type="number", minimum=0, maximum=1,
                            description="the metric must beat this to register"),
-        "metric": Param(deployment.DEFAULT_METRIC, type="string", enum=METRICS,
+        "metric": Param(deployment.DEFAULT_METRIC, type="string", enum=GATE_METRICS,
                         description="metric the quality gate compares"),
         "force": Param(False, type="boolean",
                        description="train even when no new data version is published"),

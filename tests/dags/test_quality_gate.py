@@ -62,6 +62,15 @@ def test_the_chosen_metric_is_the_one_compared() -> None:
     assert gate.decide(evaluation(0.99), 0.85, "accuracy")[0] is False
 
 
+def test_a_schema_change_since_staging_is_reported_and_does_not_decide() -> None:
+    changed = {**evaluation(0.95, staging_f1=0.9),
+               "schema_changes": ["feature(s) gone: age", "new class(es): maybe"]}
+    passed, reason = gate.decide(changed, 0.85, "f1")
+    assert passed is True
+    assert reason.endswith(
+        "; schema changed since the Staging model: feature(s) gone: age; new class(es): maybe")
+
+
 def test_the_branch_reads_evaluate_xcom_and_names_the_next_task() -> None:
     params = {"threshold": 0.85, "metric": "f1"}
     passing = TaskInstanceXCom('{"metrics": {"f1": 0.97}, "staging": null}')

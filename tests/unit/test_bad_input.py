@@ -47,13 +47,18 @@ def run_prepare(store: Storage, prefix: str, payload: bytes, name: str = "input.
         (b"a,b,label\n1,2,0\n2,3,1\n", "target column 'target' not found in"),
         (b"", "is empty"),
         (b"a;b;target\n1;2;0\n2;3;1\n", "looks ';'-delimited but CSV_DELIMITER is ','"),
-        (b"a,b,target\n1,2,yes\n2,3,no\n", "target column 'target' in s3://"),
-        (b"a,b,target\n1,,0\n2,,1\n3,,0\n", "entirely empty: b"),
-        (b"a,b,target\n1,x,0\n2,y,1\n", "must be numeric; not numeric: b"),
+        (b"a,b,target\n1,2,0.5\n2,3,1\n", "holds fractional values"),
+        (b"a,b,target\n1,2,yes\n2,3,yes\n", "has a single class ('yes'); need at least two"),
+        (b"a,b,target\n1,2,yes\n2,3,no\n3,4,no\n", "has a class with a single row"),
+        (b"a,day,target\n1,2024-01-01,0\n2,2024-01-02,1\n3,2024-01-03,0\n4,2024-01-04,1\n",
+         "column 'day' in s3://"),
+        (b"a,b,target\n" + b"".join(b"1,id%d,%d\n" % (i, i % 2) for i in range(20)),
+         "no usable feature column besides 'target': a is constant (1 in every row); b is a "
+         "different text in every row, like a row id"),
         (b"a,b,target\n", "has no data rows"),
     ],
-    ids=["missing-target", "empty-file", "wrong-delimiter", "non-numeric-label",
-         "all-null-feature", "non-numeric-feature", "header-only"],
+    ids=["missing-target", "empty-file", "wrong-delimiter", "fractional-label", "one-class",
+         "single-row-class", "date-column", "nothing-usable", "header-only"],
 )
 def test_prepare_rejects_bad_data_with_a_message_naming_the_cause(
     store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str], payload: bytes, message: str
@@ -66,11 +71,14 @@ def test_prepare_rejects_bad_data_with_a_message_naming_the_cause(
     assert not store.exists(f"{run_prefix}/prepare/train.parquet")
 
 
-def test_a_non_numeric_label_is_named_in_the_message(
+def test_text_labels_without_a_positive_class_are_named_when_the_gate_is_f1(
     store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_prepare(store, run_prefix, b"a,b,target\n1,2,yes\n2,3,no\n") == EXIT_PERMANENT
-    assert "must hold numeric class labels, found non-numeric values such as 'yes'" in error_line(capsys)
+    rows = b"".join(b"%d,%d,%s\n" % (i, i % 3, b"yes" if i % 2 else b"no") for i in range(20))
+    assert run_prepare(store, run_prefix, b"a,b,target\n" + rows) == EXIT_PERMANENT
+    assert error_line(capsys).endswith(
+        "target column 'target' has the text labels 'no' and 'yes': set POSITIVE_CLASS to the one "
+        "f1 is measured on (or QUALITY_METRIC=f1_macro)")
 
 
 def test_a_failed_prepare_leaves_the_earlier_output_as_it_was(
@@ -193,7 +201,7 @@ def test_register_without_an_evaluation_registers_nothing(
     capsys.readouterr()
 
     assert register.main(["--evaluated", f"{run_prefix}/evaluate"]) == EXIT_PERMANENT
-    assert f"run {trained['run_id']} has no accuracy, precision" in error_line(capsys)
+    assert f"run {trained['run_id']} has no accuracy, balanced_accuracy, precision" in error_line(capsys)
     assert register.main(["--evaluated", f"{run_prefix}/nowhere"]) == EXIT_PERMANENT
     assert "did the evaluate step finish?" in error_line(capsys)
     assert not mlflow.MlflowClient(settings.mlflow_tracking_uri).search_registered_models(

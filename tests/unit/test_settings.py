@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from pipeline_steps.errors import SettingsError
-from pipeline_steps.settings import DEFAULT_XGB_PARAMS, load_settings
+from pipeline_steps.settings import DEFAULT_GATE_METRIC, DEFAULT_XGB_PARAMS, GATE_METRICS, load_settings
 
 
 def test_defaults_need_no_environment_and_track_into_local_sqlite() -> None:
@@ -25,8 +28,10 @@ def test_values_are_read_from_the_environment() -> None:
         "MLFLOW_TRACKING_URI": "http://mlflow:5000", "MODEL_NAME": "churn",
         "DATASET_NAME": "customers", "TARGET_COLUMN": "churned", "SEED": "7",
         "QUALITY_THRESHOLD": "0.9", "QUALITY_METRIC": "roc_auc", "CSV_DELIMITER": "\\t",
-        "XGB_PARAMS": '{"max_depth": 6}',
+        "XGB_PARAMS": '{"max_depth": 6}', "DROP_COLUMNS": " customer_id ,notes,", "POSITIVE_CLASS": "Yes",
     })
+    assert settings.drop_columns == ("customer_id", "notes")
+    assert settings.positive_class == "Yes"
     assert settings.s3.endpoint_url == "http://s3:9000"
     assert settings.published_pointer_uri == "s3://my-data/published/customers.json"
     assert (settings.model_name, settings.target_column, settings.seed) == ("churn", "churned", 7)
@@ -43,7 +48,9 @@ def test_values_are_read_from_the_environment() -> None:
         ({"QUALITY_THRESHOLD": "high"}, "QUALITY_THRESHOLD must be a number"),
         ({"QUALITY_THRESHOLD": "1.5"}, "QUALITY_THRESHOLD must be between 0 and 1"),
         ({"TEST_SIZE": "0"}, "TEST_SIZE must be strictly between 0 and 1"),
-        ({"QUALITY_METRIC": "loss"}, "QUALITY_METRIC must be one of accuracy, precision"),
+        ({"QUALITY_METRIC": "loss"}, "QUALITY_METRIC must be one of f1, f1_macro, balanced_accuracy"),
+        ({"QUALITY_METRIC": "precision"}, "QUALITY_METRIC must be one of f1, f1_macro"),
+        ({"DROP_COLUMNS": "id, target"}, "DROP_COLUMNS names the target column 'target'"),
         ({"XGB_PARAMS": "{max_depth: 6}"}, "XGB_PARAMS must be a JSON object"),
         ({"XGB_PARAMS": "[1]"}, "XGB_PARAMS must be a JSON object"),
         ({"S3_DATA_BUCKET": "Data"}, "S3_DATA_BUCKET must be an S3 bucket name"),
@@ -99,3 +106,12 @@ def test_a_partial_airflow_api_is_named(unset: tuple[str, ...], named: str) -> N
 def test_an_airflow_api_url_without_a_scheme_is_named() -> None:
     with pytest.raises(SettingsError, match="^AIRFLOW_API_URL must start with http:// or https://"):
         load_settings({**AIRFLOW_API, "AIRFLOW_API_URL": "airflow-apiserver:8080"})
+
+
+def test_the_dag_offers_exactly_the_metrics_the_gate_can_compare(repo_root: Path) -> None:
+    dag_file = repo_root / "orchestration" / "dags" / "ml_training_pipeline.py"
+    assignments = [node for node in ast.walk(ast.parse(dag_file.read_text()))
+                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "GATE_METRICS"]
+    assert len(assignments) == 1
+    assert tuple(ast.literal_eval(assignments[0].value)) == GATE_METRICS
+    assert DEFAULT_GATE_METRIC == GATE_METRICS[0] == load_settings({}).quality_metric

@@ -17,7 +17,19 @@ STOP_TASK = "stop_pipeline"
 
 
 def decide(evaluation: dict[str, Any], threshold: float, metric: str) -> tuple[bool, str]:
-    """Beat the threshold and do not fall below the Staging model; say why either way."""
+    """Beat the threshold and do not fall below the Staging model; say why either way.
+
+    A schema change since the Staging model (a feature gone, a new class) does not
+    decide anything, but the reason always says so: it is never silent.
+    """
+    passed, reason = _compare(evaluation, threshold, metric)
+    changes = evaluation.get("schema_changes") or []
+    if changes:
+        reason += f"; schema changed since the Staging model: {'; '.join(changes)}"
+    return passed, reason
+
+
+def _compare(evaluation: dict[str, Any], threshold: float, metric: str) -> tuple[bool, str]:
     value = float(evaluation["metrics"][metric])
     if not value > threshold:
         return False, f"{metric}={value:.4f} does not beat the threshold {threshold:.4f}"

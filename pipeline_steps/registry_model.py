@@ -1,0 +1,76 @@
+"""The model as MLflow logs and registers it: a pyfunc that reads raw frames, answers in labels.
+
+``mlflow.pyfunc.load_model("models:/<name>@staging").predict(frame)`` takes a
+frame of the user's own columns (text categories, booleans, gaps) and returns the
+user's labels. The signature and input example come from the training split as
+the user wrote it, the class mapping and schema ride in the model's metadata, and
+the package modules the pickled model needs are shipped with it (``code_paths``),
+so loading it needs only MLflow, pandas and XGBoost.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from pipeline_steps.model import LabelledModel
+
+INPUT_EXAMPLE_ROWS = 5
+_SHIPPED_MODULES = ("__init__.py", "errors.py", "schema.py", "model.py", "registry_model.py")
+
+
+class RegistryModel(mlflow.pyfunc.PythonModel):  # pylint: disable=abstract-method  # no streaming
+    """Loads ``model.pkl`` (a :class:`LabelledModel`) and predicts labels with it."""
+
+    def __init__(self) -> None:
+        self.model: LabelledModel | None = None
+
+    def load_context(self, context: Any) -> None:
+        """Unpickle the model the run logged next to this wrapper."""
+        self.model = pickle.loads(Path(context.artifacts["model"]).read_bytes())
+
+    def predict(  # pylint: disable=unused-argument
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.Series:
+        """The user's labels for a raw frame of the user's columns."""
+        assert self.model is not None, "load_context runs before predict"
+        return self.model.predict(model_input)
+
+
+def log(model: LabelledModel, model_bytes: bytes, train_frame: pd.DataFrame, name: str) -> Any:
+    """Log the model to the active run as a pyfunc with signature, input example and schema."""
+    # pylint: disable=import-outside-toplevel
+    import sklearn
+    import xgboost
+
+    # The columns as the user's file has them: MLflow's signature then accepts the frame the
+    # user reads from such a file (it refuses int64 where it recorded double, and back).
+    example = train_frame[model.schema.feature_names].head(INPUT_EXAMPLE_ROWS)
+    signature = mlflow.models.infer_signature(example, model.predict(example))
+    package = Path(__file__).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(tmp, "model.pkl")
+        model_path.write_bytes(model_bytes)
+        code = Path(tmp, "pipeline_steps")
+        code.mkdir()
+        for module in _SHIPPED_MODULES:
+            (code / module).write_bytes((package / module).read_bytes())
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=RegistryModel(),
+            artifacts={"model": str(model_path)},
+            code_paths=[str(code)],
+            signature=signature,
+            input_example=example,
+            metadata={"schema": model.schema.to_dict(), "classes": list(model.schema.classes)},
+            pip_requirements=[
+                f"xgboost=={xgboost.__version__}",
+                f"pandas=={pd.__version__}",
+                f"scikit-learn=={sklearn.__version__}",
+            ],
+        )

@@ -1,0 +1,261 @@
+"""The training schema: the columns a model reads, their kinds, and the classes it answers in.
+
+Inferred once, in prepare, from the validated table; saved in prepare.json, logged
+to the run (``schema.json``) and carried inside the model, so training, evaluation
+and a model loaded back from the registry turn a raw frame of the user's columns
+into model input the same way (:meth:`TableSchema.model_input`).
+
+Kinds: ``numeric`` (numbers, missing values stay missing), ``boolean`` (true/false,
+fed as 1/0) and ``categorical`` (text, fed to XGBoost as a pandas ``category`` with
+the levels seen in training, in sorted order). A level never seen in training is
+turned into a missing value before prediction: XGBoost 3 raises on an unknown
+category, and a missing value is what its trees are built to route.
+
+Classes are the target's distinct values in sorted order (numbers numerically,
+text alphabetically, ``False`` before ``True``); class ``i`` is code ``i`` for XGBoost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from pipeline_steps.errors import DataValidationError
+
+NUMERIC, BOOLEAN, CATEGORICAL = "numeric", "boolean", "categorical"
+Label = str | int | bool
+# A text column with a different value in each of at least this many rows reads as a row id.
+ID_MIN_ROWS = 20
+_BOOLEAN_VALUES = {True, False}
+
+log = logging.getLogger(__name__)
+
+
+def as_label(value: Any) -> Label:
+    """A class label as JSON and MLflow keep it: bool, int for whole numbers, else text."""
+    if isinstance(value, bool) or ptypes.is_bool(value):
+        return bool(value)
+    if ptypes.is_number(value) and float(value).is_integer():
+        return int(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column: its kind and, for text columns, the levels seen in training."""
+
+    name: str
+    kind: str
+    levels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """What a model was trained on; the contract a frame must meet to be scored by it."""
+
+    target: str
+    classes: tuple[Label, ...]
+    features: tuple[Feature, ...]
+    positive_class: Label | None = None
+    dropped: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The input columns, in the order the model reads them."""
+        return [f.name for f in self.features]
+
+    @property
+    def positive_code(self) -> int | None:
+        """The code of the positive class of a binary task."""
+        return None if self.positive_class is None else self.classes.index(self.positive_class)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (prepare.json, schema.json, the model's MLflow metadata)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TableSchema:
+        """Read back what :meth:`to_dict` wrote."""
+        return cls(
+            target=raw["target"],
+            classes=tuple(raw["classes"]),
+            features=tuple(Feature(f["name"], f["kind"], tuple(f["levels"])) for f in raw["features"]),
+            positive_class=raw.get("positive_class"),
+            dropped=dict(raw.get("dropped") or {}),
+            notes=tuple(raw.get("notes") or ()),
+        )
+
+    def encode_labels(self, labels: pd.Series) -> pd.Series:
+        """Class labels as codes 0..k-1; a label the model has no class for is an error."""
+        codes = {label: code for code, label in enumerate(self.classes)}
+        normalised = labels.map(as_label)
+        unknown = sorted({str(v) for v in normalised if v not in codes})
+        if unknown:
+            raise DataValidationError(
+                f"target column {self.target!r} holds labels the model has no class for: "
+                f"{', '.join(unknown[:5])} (its classes: {', '.join(map(str, self.classes))})"
+            )
+        return normalised.map(codes).astype("int64")
+
+    def decode(self, codes: Any) -> pd.Series:
+        """Codes back to the user's labels."""
+        return pd.Series([self.classes[int(c)] for c in codes])
+
+    def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's input from a raw frame of the user's columns (extra columns are ignored)."""
+        missing = [name for name in self.feature_names if name not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"the frame lacks column(s) the model was trained on: {', '.join(missing)}"
+            )
+        return pd.DataFrame(
+            {f.name: _coerce(frame[f.name], f) for f in self.features}, index=frame.index
+        )
+
+
+def _coerce(column: pd.Series, feature: Feature) -> pd.Series:
+    if feature.kind == CATEGORICAL:
+        text = column.astype("string")
+        seen = text.isin(feature.levels) | text.isna()
+        if not seen.all():
+            unseen = sorted(set(text[~seen]))
+            log.warning(
+                "column %r: %d value(s) not seen in training, scored as missing: %s",
+                feature.name, int((~seen).sum()), ", ".join(unseen[:5]),
+            )
+        return text.where(seen).astype(pd.CategoricalDtype(categories=list(feature.levels)))
+    if feature.kind == BOOLEAN:
+        return column.map(lambda v: float(v) if v in _BOOLEAN_VALUES else float("nan")).astype("float64")
+    try:
+        return pd.to_numeric(column).astype("float64")
+    except (ValueError, TypeError):
+        raise DataValidationError(
+            f"column {feature.name!r} must hold numbers, as in training; found {column.iloc[0]!r}"
+        ) from None
+
+
+def kind_of(column: pd.Series) -> str:
+    """Numeric, boolean or categorical, from the column's values."""
+    if ptypes.is_bool_dtype(column):
+        return BOOLEAN
+    if ptypes.is_numeric_dtype(column):
+        return NUMERIC
+    present = column.dropna()
+    if len(present) and all(isinstance(v, bool) for v in present):
+        return BOOLEAN  # true/false with gaps: pandas reads it as object
+    return CATEGORICAL
+
+
+def _drop_reason(column: pd.Series, kind: str, rows: int) -> str | None:
+    present = column.dropna()
+    if present.empty:
+        return "entirely empty"
+    if present.nunique() == 1:
+        value = present.iloc[0]
+        return f"constant ({getattr(value, 'item', lambda: value)()!r} in every row)"
+    if kind == CATEGORICAL and present.nunique() == rows >= ID_MIN_ROWS:
+        return "a different text in every row, like a row id (name it in DROP_COLUMNS to silence this)"
+    return None
+
+
+def _positive_class(
+    classes: list[Label], wanted: str | None, target: str, required: bool
+) -> tuple[Label | None, str | None]:
+    """The class binary precision, recall and F1 are measured on, and a note when it was guessed."""
+    if len(classes) != 2:
+        return None, None
+    if wanted is not None:
+        for label in classes:
+            if str(label) == wanted or (isinstance(label, bool) and str(label).lower() == wanted.lower()):
+                return label, None
+        raise DataValidationError(
+            f"POSITIVE_CLASS={wanted!r} is not a class of {target!r} "
+            f"(its classes: {', '.join(map(str, classes))})"
+        )
+    if not isinstance(classes[1], str):
+        return classes[1], None  # 1 for 0/1 labels, True for booleans
+    if required:
+        raise DataValidationError(
+            f"target column {target!r} has the text labels {classes[0]!r} and {classes[1]!r}: "
+            "set POSITIVE_CLASS to the one f1 is measured on (or QUALITY_METRIC=f1_macro)"
+        )
+    return classes[1], (f"POSITIVE_CLASS is not set: precision, recall and f1 are measured on "
+                        f"{classes[1]!r}, the last class in sorted order")
+
+
+def infer(
+    frame: pd.DataFrame,
+    target: str,
+    *,
+    drop_columns: tuple[str, ...] = (),
+    positive_class: str | None = None,
+    positive_class_required: bool = False,
+) -> TableSchema:
+    """The schema of a validated table: usable features, dropped columns with why, classes.
+
+    ``positive_class_required``: the gate metric is binary F1, so text labels need
+    POSITIVE_CLASS; guessing it would gate on the wrong class without a word.
+    """
+    classes = sorted({as_label(v) for v in frame[target].dropna()}, key=_sort_key)
+    features, dropped, notes = [], {}, []
+    for name in frame.columns:
+        if name == target:
+            continue
+        column = frame[name]
+        kind = kind_of(column)
+        reason = "named in DROP_COLUMNS" if name in drop_columns else _drop_reason(column, kind, len(frame))
+        if reason:
+            dropped[str(name)] = reason
+            continue
+        looks_like_id = ptypes.is_integer_dtype(column) and column.is_unique and len(frame) >= ID_MIN_ROWS
+        if kind == NUMERIC and looks_like_id:
+            notes.append(f"column {name!r} has a different whole number in every row: "
+                         "if it is a row id, name it in DROP_COLUMNS")
+        levels = tuple(sorted({str(v) for v in column.dropna()})) if kind == CATEGORICAL else ()
+        features.append(Feature(str(name), kind, levels))
+    notes += [f"column {name!r} dropped: {why}" for name, why in dropped.items()]
+    notes += [f"DROP_COLUMNS names {name!r}, which the table does not have"
+              for name in drop_columns if name not in frame.columns]
+    positive, guessed = _positive_class(classes, positive_class, target, positive_class_required)
+    notes += [guessed] if guessed else []
+    if not features:
+        raise DataValidationError(
+            f"no usable feature column besides {target!r}: "
+            + "; ".join(f"{name} is {why}" for name, why in dropped.items())
+        )
+    return TableSchema(
+        target=target,
+        classes=tuple(classes),
+        features=tuple(features),
+        positive_class=positive,
+        dropped=dropped,
+        notes=tuple(notes),
+    )
+
+
+def _sort_key(label: Label) -> tuple[int, Any]:
+    # Numbers (and booleans) numerically, then text alphabetically; mixed tables stay ordered.
+    return (1, label) if isinstance(label, str) else (0, int(label))
+
+
+def differences(old: TableSchema, new: TableSchema) -> list[str]:
+    """What changed from the schema ``old`` was trained on to ``new``, one phrase per change."""
+    old_kinds = {f.name: f.kind for f in old.features}
+    new_kinds = {f.name: f.kind for f in new.features}
+    changes = []
+    if gone := [n for n in old_kinds if n not in new_kinds]:
+        changes.append(f"feature(s) gone: {', '.join(gone)}")
+    if added := [n for n in new_kinds if n not in old_kinds]:
+        changes.append(f"new feature(s): {', '.join(added)}")
+    changes += [f"{n} changed kind: {old_kinds[n]} -> {new_kinds[n]}"
+                for n in new_kinds if n in old_kinds and old_kinds[n] != new_kinds[n]]
+    if new_classes := [str(c) for c in new.classes if c not in old.classes]:
+        changes.append(f"new class(es): {', '.join(new_classes)}")
+    if lost_classes := [str(c) for c in old.classes if c not in new.classes]:
+        changes.append(f"class(es) gone: {', '.join(lost_classes)}")
+    return changes

@@ -1,0 +1,148 @@
+"""Tables as users have them: what is trained on, what is dropped and why, what is refused.
+
+Pure functions on small frames, in process: the validation rules, the inferred
+schema and the model that answers in the user's labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline_steps import model as model_module
+from pipeline_steps.errors import DataValidationError
+from pipeline_steps.schema import BOOLEAN, CATEGORICAL, NUMERIC, TableSchema, differences
+from pipeline_steps.validation import clean
+
+ROWS = 40
+
+
+def table(**columns: list) -> pd.DataFrame:
+    """A frame of ROWS rows: a numeric feature, a two-class text label, and the given columns."""
+    base = {"amount": [float(i % 7) for i in range(ROWS)], "label": ["no", "yes"] * (ROWS // 2)}
+    return pd.DataFrame({**base, **columns})
+
+
+def test_text_labels_keep_their_values_and_get_codes_in_sorted_order() -> None:
+    frame = table(label=["setosa", "virginica", "versicolor", "setosa"] * (ROWS // 4))
+    schema = clean(frame, "label", "t.csv").schema
+    assert schema.classes == ("setosa", "versicolor", "virginica")
+    assert schema.encode_labels(pd.Series(["virginica", "setosa"])).tolist() == [2, 0]
+    assert schema.decode([1, 2]).tolist() == ["versicolor", "virginica"]
+
+
+def test_boolean_and_integer_targets_are_classes_too() -> None:
+    booleans = clean(table(label=[True, False] * (ROWS // 2)), "label", "t.csv").schema
+    assert booleans.classes == (False, True)
+    assert booleans.positive_class is True
+    numbers = clean(table(label=[3, 10, 2, 3] * (ROWS // 4)), "label", "t.csv").schema
+    assert numbers.classes == (2, 3, 10)
+
+
+def test_each_column_gets_a_kind_and_text_columns_keep_their_levels() -> None:
+    frame = table(
+        plan=["gold", "basic", None, "basic"] * (ROWS // 4),
+        active=[True, False] * (ROWS // 2),
+        visits=[1, 2, 3, None] * (ROWS // 4),
+    )
+    schema = clean(frame, "label", "t.csv", positive_class="yes").schema
+    kinds = {f.name: (f.kind, f.levels) for f in schema.features}
+    assert kinds == {
+        "amount": (NUMERIC, ()), "plan": (CATEGORICAL, ("basic", "gold")),
+        "active": (BOOLEAN, ()), "visits": (NUMERIC, ()),
+    }
+    assert schema.positive_class == "yes"
+
+
+def test_empty_constant_and_named_columns_are_dropped_with_the_reason() -> None:
+    frame = table(
+        blank=[None] * ROWS, country=["NL"] * ROWS,
+        notes=[f"free text {i % 3}" for i in range(ROWS)],
+    )
+    cleaned = clean(frame, "label", "t.csv", drop_columns=("notes",), positive_class="yes")
+    assert cleaned.schema.dropped == {
+        "blank": "entirely empty", "country": "constant ('NL' in every row)",
+        "notes": "named in DROP_COLUMNS",
+    }
+    assert list(cleaned.frame.columns) == ["amount", "label"]
+    assert "column 'country' dropped: constant ('NL' in every row)" in cleaned.schema.notes
+
+
+def test_a_column_like_a_row_id_is_reported() -> None:
+    frame = table(customer=[f"C-{i:04d}" for i in range(ROWS)], row=list(range(ROWS)))
+    schema = clean(frame, "label", "t.csv", positive_class="yes").schema
+    assert schema.dropped["customer"].startswith("a different text in every row, like a row id")
+    assert "row" in schema.feature_names
+    assert any(note.startswith("column 'row' has a different whole number in every row")
+               for note in schema.notes)
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (table(signed_up=["2024-01-31", "2024-02-01 10:30:00"] * (ROWS // 2)),
+         "column 'signed_up' in t.csv holds dates or times: name it in DROP_COLUMNS"),
+        (table(label=["yes"] * ROWS), "target column 'label' in t.csv has a single class ('yes')"),
+        (table(label=["no", "yes"] * (ROWS // 2 - 1) + ["no", "maybe"]),
+         "target column 'label' in t.csv has a class with a single row; a stratified split needs "
+         "at least two rows per class: 'maybe'"),
+        (table(label=[0.5, 1.0] * (ROWS // 2)),
+         "target column 'label' in t.csv holds fractional values: class labels must be text, "
+         "booleans or whole numbers (a regression target is not supported): 0.5"),
+        (table(label=[None] * ROWS), "target column 'label' in t.csv has no values"),
+        (pd.DataFrame({"label": ["a", "b"] * 3}), "t.csv has no feature columns besides 'label'"),
+        (table(amount=[1.0] * ROWS, customer=[f"C{i}" for i in range(ROWS)]),
+         "t.csv: no usable feature column besides 'label': amount is constant"),
+    ],
+    ids=["date-column", "one-class", "single-row-class", "fractional-label", "no-labels",
+         "no-features", "all-features-dropped"],
+)
+def test_a_table_that_cannot_be_trained_on_is_refused_in_one_line(frame: pd.DataFrame, message: str) -> None:
+    with pytest.raises(DataValidationError) as raised:
+        clean(frame, "label", "t.csv", positive_class="yes")
+    assert str(raised.value).startswith(message)
+    assert "\n" not in str(raised.value)
+
+
+def test_text_labels_need_a_positive_class_when_the_gate_is_binary_f1() -> None:
+    with pytest.raises(DataValidationError, match=r"^t.csv: target column 'label' has the text labels "
+                       r"'no' and 'yes': set POSITIVE_CLASS"):
+        clean(table(), "label", "t.csv", positive_class_required=True)
+    with pytest.raises(DataValidationError, match=r"POSITIVE_CLASS='Yes' is not a class of 'label' "
+                       r"\(its classes: no, yes\)"):
+        clean(table(), "label", "t.csv", positive_class="Yes")
+    guessed = clean(table(), "label", "t.csv").schema
+    assert guessed.positive_class == "yes"
+    assert any("POSITIVE_CLASS is not set" in note for note in guessed.notes)
+
+
+def test_the_model_answers_in_labels_and_scores_an_unseen_level_as_missing() -> None:
+    frame = table(plan=["gold", "basic"] * (ROWS // 2))
+    frame["label"] = np.where(frame["plan"] == "gold", "churned", "stayed")
+    cleaned = clean(frame, "label", "t.csv", positive_class="churned")
+    fitted = model_module.fit(cleaned.frame, cleaned.schema, {"n_estimators": 5}, seed=1)
+
+    raw = pd.DataFrame({"plan": ["gold", "basic", "platinum", None], "amount": [1, 2, 3, 4],
+                        "ignored": ["x"] * 4})
+    predicted = fitted.predict(raw)
+    assert predicted.tolist()[:2] == ["churned", "stayed"]
+    assert set(predicted) <= {"churned", "stayed"}
+    assert fitted.schema.model_input(raw)["plan"].isna().tolist() == [False, False, True, True]
+
+
+def test_a_frame_without_a_trained_column_is_named() -> None:
+    schema = clean(table(), "label", "t.csv", positive_class="yes").schema
+    with pytest.raises(DataValidationError, match="lacks column.* the model was trained on: amount"):
+        schema.model_input(pd.DataFrame({"other": [1]}))
+
+
+def test_schema_changes_are_listed_one_by_one() -> None:
+    old = clean(table(plan=["a", "b"] * (ROWS // 2), age=[1, 2] * (ROWS // 2)), "label", "t.csv",
+                positive_class="yes").schema
+    new = clean(table(plan=[1, 2] * (ROWS // 2), label=["no", "yes", "maybe", "no"] * (ROWS // 4)),
+                "label", "t.csv", positive_class="yes").schema
+    assert differences(old, new) == [
+        "feature(s) gone: age", "plan changed kind: categorical -> numeric", "new class(es): maybe",
+    ]
+    assert differences(new, TableSchema.from_dict(new.to_dict())) == []
