@@ -87,6 +87,10 @@ clean: ## Stop the stack and delete its volumes: only with CONFIRM=yes
 run: ## Trigger ml_training_pipeline, follow it, end with one line saying what happened (CONF='{"force": true}')
 	@python3 infra/scripts/airflow_client.py --conf '$(or $(CONF),{})'
 
+.PHONY: follow
+follow: ## Follow the newest run (e.g. the one make publish started) and end with one line saying what happened
+	@python3 infra/scripts/airflow_client.py --follow-latest
+
 .PHONY: publish
 publish: ## Publish FILE (CSV or Parquet) as a new data version; the training run starts by itself
 	@infra/scripts/publish.sh "$(FILE)"

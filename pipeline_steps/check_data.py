@@ -26,10 +26,10 @@ def check_data(settings: Settings, store: Storage, pointer_uri: str | None = Non
     try:
         published = store.read_json(pointer_uri)
     except NotFoundError:
-        raise NotFoundError(
-            f"no data version of {settings.dataset_name!r} is published at {pointer_uri} "
-            "(publish one with `python -m pipeline_steps.publish_data`)"
-        ) from None
+        # A stack set up for the user's own table starts with nothing published: not a failure.
+        log.warning("no data version of %r is published at %s yet (make publish FILE=...)",
+                    settings.dataset_name, pointer_uri)
+        published = {"md5": None}
     client = tracking.connect(settings)
     staging = tracking.staging_summary(client, settings.model_name, settings.quality_metric)
     staging_version = staging["data_version"] if staging else None
@@ -41,7 +41,7 @@ def check_data(settings: Settings, store: Storage, pointer_uri: str | None = Non
         "published_at": published.get("published_at"),
         "staging_version": staging_version,
         "staging_model_version": staging["version"] if staging else None,
-        "new_data": latest != staging_version,
+        "new_data": latest is not None and latest != staging_version,
     }
     log.info("latest %s, staging trained on %s", latest, staging_version)
     return result

@@ -97,6 +97,13 @@ class AirflowClient:
                 raise TimeoutError(f"{dag_id} still has active runs after {timeout:.0f}s")
             time.sleep(2)
 
+    def latest_run_id(self, dag_id: str = DAG_ID) -> str:
+        """The newest run's id (the one `make publish` just started, say)."""
+        runs = self.call("GET", f"/dags/{dag_id}/dagRuns?order_by=-run_after&limit=1")["dag_runs"]
+        if not runs:
+            raise PipelineError(f"{dag_id} has no run yet")
+        return runs[0]["dag_run_id"]
+
     def trigger(self, conf: dict[str, Any], dag_id: str = DAG_ID) -> str:
         """Start a manual run; return its run id."""
         run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
@@ -229,9 +236,14 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def main() -> int:
-    """make run: trigger, follow, end with the outcome; exit non-zero unless the run succeeded."""
+    """make run (trigger) or make follow (the newest run): follow it, end with the outcome.
+
+    Exits non-zero unless the run succeeded.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", default="{}", help='run parameters as JSON, e.g. \'{"force": true}\'')
+    parser.add_argument("--follow-latest", action="store_true",
+                        help="trigger nothing: follow the newest run (make follow)")
     parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or
                         str(Path(__file__).resolve().parents[2] / ".env"))
     args = parser.parse_args()
@@ -241,8 +253,9 @@ def main() -> int:
         url = f"http://localhost:{os.environ.get('AIRFLOW_PORT', env.get('AIRFLOW_PORT', '8080'))}"
         client = AirflowClient(url, "admin", env["AIRFLOW_ADMIN_PASSWORD"])
         client.wait_for_dag()
-        run_id = client.trigger(conf)
-        print(f"triggered {DAG_ID} run {run_id} (UI: {url}/dags/{DAG_ID})", flush=True)
+        run_id = client.latest_run_id() if args.follow_latest else client.trigger(conf)
+        verb = "following" if args.follow_latest else "triggered"
+        print(f"{verb} {DAG_ID} run {run_id} (UI: {url}/dags/{DAG_ID})", flush=True)
         state = client.follow(run_id)
         if state != "success":
             for task_id, try_number, _ in client.failed_tries(run_id):

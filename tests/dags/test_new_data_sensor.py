@@ -67,6 +67,14 @@ def test_force_goes_on_without_new_data() -> None:
     assert CannedSensor(results=[NOTHING_NEW]).execute(context(force=True)) == {**NOTHING_NEW, "forced": True}
 
 
+def test_a_stack_with_nothing_published_skips_even_when_forced_and_says_what_to_do() -> None:
+    unpublished = {"new_data": False, "latest_version": None, "dataset": "churn",
+                   "staging_model_version": None}
+    with pytest.raises(AirflowSkipException, match=r"^skipped: no data version of 'churn' is "
+                       r"published yet \(make publish FILE=path/to/table.csv\)$"):
+        CannedSensor(results=[unpublished]).execute(context(force=True))
+
+
 def test_a_run_that_asks_to_wait_checks_again_until_data_arrives() -> None:
     sensor = CannedSensor(results=[NOTHING_NEW, NOTHING_NEW, NEW], poke_interval=0.2)
     assert sensor.execute(context(wait_for_data_minutes=1))["latest_version"] == "b" * 32

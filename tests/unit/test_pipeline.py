@@ -14,7 +14,7 @@ from PIL import Image
 from pipeline_steps import check_data, publish_data, register, tracking
 from pipeline_steps.data import md5_hex
 from pipeline_steps.datasets import builtin_csv
-from pipeline_steps.settings import METRICS, Settings
+from pipeline_steps.settings import METRICS, Settings, load_settings
 from pipeline_steps.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
@@ -34,6 +34,21 @@ def test_publishing_pushes_the_file_to_the_dvc_remote_and_moves_the_pointer(
     assert store.read_bytes(remote_object) == expected
     assert store.read_json(settings.published_pointer_uri)["md5"] == published["md5"]
     assert published["announced"] is False  # no AIRFLOW_API_URL: nothing to tell
+
+
+def test_with_nothing_published_there_is_no_new_data_and_init_publishes_only_built_in_tables(
+    store: Storage, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATASET_NAME", "churn")
+    churn = load_settings()
+    assert check_data.check_data(churn, store) == {
+        "step": "check_data", "dataset": "churn", "latest_version": None, "published_at": None,
+        "staging_version": None, "staging_model_version": None, "new_data": False,
+    }
+    assert publish_data.main(["--if-unpublished"]) == 0
+    assert json.loads(capsys.readouterr().out)["md5"] is None
+    assert not store.exists(churn.published_pointer_uri)
 
 
 def test_new_data_is_reported_until_a_staging_model_is_trained_on_it(

@@ -176,6 +176,9 @@ def wait_seconds(params: dict[str, Any], run_type: str | None) -> int:
 
 def no_new_data_message(result: dict[str, Any], waited: float) -> str:
     """Why a run is skipped, in the words `make run` prints."""
+    if not result.get("latest_version"):
+        return (f"no data version of {result.get('dataset')!r} is published yet "
+                "(make publish FILE=path/to/table.csv)")
     staging = result.get("staging_model_version")
     held = f"Staging model version {staging} was trained on it" if staging else "no Staging model"
     waited_text = f" after waiting {waited:.0f}s" if waited else ""
@@ -249,7 +252,7 @@ class NewDataSensor(BaseSensorOperator):
     def poke(self, context: Any) -> PokeReturnValue | bool:
         result = self.check(context)
         force = bool(context["params"].get("force"))
-        if result.get("new_data") or force:
+        if result.get("latest_version") and (result.get("new_data") or force):
             self.log.info("new data: %s (force=%s)", result.get("new_data"), force)
             return PokeReturnValue(is_done=True, xcom_value={**result, "forced": force})
         waited = time.monotonic() - self._started
