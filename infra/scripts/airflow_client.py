@@ -98,8 +98,10 @@ class AirflowClient:
             time.sleep(2)
 
     def latest_run_id(self, dag_id: str = DAG_ID) -> str:
-        """The newest run's id (the one `make publish` just started, say)."""
-        runs = self.call("GET", f"/dags/{dag_id}/dagRuns?order_by=-run_after&limit=1")["dag_runs"]
+        """The active run's id (the one `make publish` just started, say), else the newest run's."""
+        newest = f"/dags/{dag_id}/dagRuns?order_by=-run_after&limit=1"
+        runs = (self.call("GET", f"{newest}&state=queued&state=running")["dag_runs"]
+                or self.call("GET", newest)["dag_runs"])
         if not runs:
             raise PipelineError(f"{dag_id} has no run yet")
         return runs[0]["dag_run_id"]
