@@ -1,12 +1,14 @@
-"""Step 3: score the trained model on the held-out split and record it with the training run.
+"""Step 3: score the new model and the Staging model on the same held-out split; record both.
 
 Writes ``metrics.json`` (accuracy, balanced accuracy, precision, recall, F1, macro
 F1, ROC AUC), ``classification_report.json`` (precision, recall, F1 and support
 per class, under the user's labels) and ``confusion_matrix.png`` (axes in the
 user's labels) to ``--output`` and logs the same values and files to the train
-step's MLflow run, so the file and the run can never disagree. The result also
-carries the current Staging model's value of the gate metric and what changed in
-the schema since it was trained, which is what the quality gate reports.
+step's MLflow run, so the file and the run can never disagree. The current
+Staging model (the champion, loaded from the registry by its alias) is scored on
+the very same rows: both sets of numbers go to the run (``challenger.<metric>``,
+``champion.<metric>``) with ``champion_vs_challenger.png``, and to the result
+the quality gate reads, with what changed in the schema since it was trained.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import pickle
 from typing import Any
 
+from pipeline_steps import champion as champions
 from pipeline_steps import data, provenance, storage, tracking
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.model import LabelledModel
@@ -28,6 +31,9 @@ from pipeline_steps.storage import Storage
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "classification_report.json"
 PLOT_FILE = "confusion_matrix.png"
+COMPARISON_FILE = "champion_vs_challenger.png"
+CHALLENGER_PREFIX = "challenger."
+CHAMPION_PREFIX = "champion."
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +79,15 @@ def class_report(codes: Any, predicted: Any, class_names: list[str]) -> dict[str
 
 def confusion_matrix_figure(codes: Any, predicted: Any, class_names: list[str], title: str) -> Any:
     """The confusion matrix as a matplotlib figure: counts in each cell, the user's labels on the axes."""
+    return _matrices_figure(codes, [(predicted, title)], class_names)
+
+
+def comparison_figure(codes: Any, panels: list[tuple[Any, str]], class_names: list[str]) -> Any:
+    """Confusion matrices side by side, one per (predicted codes, title): the same rows, two models."""
+    return _matrices_figure(codes, panels, class_names)
+
+
+def _matrices_figure(codes: Any, panels: list[tuple[Any, str]], class_names: list[str]) -> Any:
     # pylint: disable=import-outside-toplevel
     import matplotlib
 
@@ -81,13 +96,15 @@ def confusion_matrix_figure(codes: Any, predicted: Any, class_names: list[str], 
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = 4.5 + 0.4 * max(0, len(class_names) - 3)
-    figure, axes = plt.subplots(figsize=(size + 0.5, size), dpi=100)
-    ConfusionMatrixDisplay.from_predictions(
-        codes, predicted, labels=list(range(len(class_names))),
-        display_labels=class_names, ax=axes, colorbar=False, cmap="Blues",
-        xticks_rotation=45 if max(map(len, class_names)) > 6 else "horizontal",
-    )
-    axes.set_title(title)
+    figure, axes = plt.subplots(1, len(panels), figsize=((size + 0.5) * len(panels), size), dpi=100,
+                                squeeze=False)
+    for ax, (predicted, title) in zip(axes[0], panels):
+        ConfusionMatrixDisplay.from_predictions(
+            codes, predicted, labels=list(range(len(class_names))),
+            display_labels=class_names, ax=ax, colorbar=False, cmap="Blues",
+            xticks_rotation=45 if max(map(len, class_names)) > 6 else "horizontal",
+        )
+        ax.set_title(title)
     figure.tight_layout()
     return figure
 
@@ -113,13 +130,19 @@ def _record(store: Storage, output_uri: str, run: tuple[Any, str], metrics: dict
         client.log_metric(run_id, name, value)
 
 
+def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> tuple[Any, Any, dict[str, float]]:
+    """True codes, predicted codes and every metric of a model on the test split."""
+    codes = model.schema.encode_labels(test[model.schema.target]).to_numpy()
+    if probabilities is None:
+        probabilities = model.predict_proba(test)
+    predicted = probabilities.argmax(axis=1)
+    return codes, predicted, compute_metrics(codes, predicted, probabilities, model.schema.positive_code)
+
+
 def score(model: LabelledModel, test: Any, title: str) -> tuple[dict[str, float], dict[str, bytes]]:
     """The metrics of the model on the test split, and the files a person reads about them."""
-    codes = model.schema.encode_labels(test[model.schema.target]).to_numpy()
-    probabilities = model.predict_proba(test)
-    predicted = probabilities.argmax(axis=1)
+    codes, predicted, metrics = measure(model, test)
     names = [str(c) for c in model.schema.classes]
-    metrics = compute_metrics(codes, predicted, probabilities, model.schema.positive_code)
     files = {
         METRICS_FILE: json.dumps(metrics, indent=2, sort_keys=True).encode(),
         REPORT_FILE: json.dumps(class_report(codes, predicted, names), indent=2).encode(),
@@ -128,14 +151,61 @@ def score(model: LabelledModel, test: Any, title: str) -> tuple[dict[str, float]
     return metrics, files
 
 
-def schema_changes(client: Any, staging: dict[str, Any] | None, schema: TableSchema) -> list[str]:
+def face_off(client: Any, model_name: str, challenger: LabelledModel, test: Any,
+             metric: str) -> tuple[dict[str, Any] | None, dict[str, float], dict[str, bytes]]:
+    """Score the Staging model on the challenger's own test split.
+
+    Returns the champion's summary for the gate (None without a Staging model),
+    the metrics to log (``challenger.*`` always, ``champion.*`` when it scored)
+    and the side-by-side plot.
+    """
+    codes, predicted, metrics = measure(challenger, test)
+    logged = {f"{CHALLENGER_PREFIX}{name}": value for name, value in metrics.items()}
+    found = champions.load(client, model_name)
+    if found is None:
+        return None, logged, {}
+    summary: dict[str, Any] = {"version": found.version, "run_id": found.run_id, "metric": metric,
+                               "scored": False, "metrics": {}, "problem": found.problem}
+    problem = found.problem or champions.cannot_score(found.model, challenger, test)
+    probabilities = None
+    if problem is None:
+        probabilities, problem = champions.predict_proba(found.model, test)
+    if problem is not None:
+        summary["problem"] = problem
+        log.warning("the Staging model (version %s) cannot score this split: %s", found.version, problem)
+        return summary, logged, {}
+    _, champion_predicted, champion_metrics = measure(found.model, test, probabilities)
+    summary.update(scored=True, metrics=champion_metrics, value=champion_metrics[metric])
+    logged.update({f"{CHAMPION_PREFIX}{name}": value for name, value in champion_metrics.items()})
+    names = [str(c) for c in challenger.schema.classes]
+    figure = comparison_figure(codes, [
+        (predicted, f"challenger (this run): {metric}={metrics[metric]:.4f}"),
+        (champion_predicted, f"champion (Staging v{found.version}): {metric}={champion_metrics[metric]:.4f}"),
+    ], names)
+    log.info("on the same %d test rows: challenger %s=%.4f, Staging model version %s %s=%.4f",
+             len(test), metric, metrics[metric], found.version, metric, champion_metrics[metric])
+    return summary, logged, {COMPARISON_FILE: png_bytes(figure)}
+
+
+def schema_changes(client: Any, champion: dict[str, Any] | None, schema: TableSchema) -> list[str]:
     """What changed in the schema since the Staging model was trained; nothing without one."""
-    if not staging or not staging.get("run_id"):
+    if not champion or not champion.get("run_id"):
         return []
-    staging_schema = tracking.load_run_json(client, staging["run_id"], tracking.SCHEMA_FILE)
+    staging_schema = tracking.load_run_json(client, champion["run_id"], tracking.SCHEMA_FILE)
     if staging_schema is None:
         return ["the Staging model has no recorded schema to compare with"]
     return differences(TableSchema.from_dict(staging_schema), schema)
+
+
+def _tag_run(settings: Settings, run: tuple[Any, str], changes: list[str]) -> None:
+    """The evaluate image, and what changed in the schema since the Staging model (if anything)."""
+    client, run_id = run
+    tags = provenance.image_tag(settings, "evaluate")
+    if changes:
+        tags[tracking.TAG_SCHEMA_CHANGES] = "; ".join(changes)[:5000]
+        log.warning("schema changed since the Staging model: %s", "; ".join(changes))
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: str) -> dict[str, Any]:
@@ -149,16 +219,11 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     model: LabelledModel = pickle.loads(store.read_bytes(trained["model_uri"]))
     test = data.from_parquet(store.read_bytes(manifest["test_uri"]))
     metrics, files = score(model, test, f"{manifest['dataset']} {manifest['data_version'][:8]}")
-    _record(store, output_uri, (client, run_id), metrics, files)
     metric = settings.quality_metric
-    staging = tracking.staging_summary(client, settings.model_name, metric)
-    changes = schema_changes(client, staging, model.schema)
-    tags = provenance.image_tag(settings, "evaluate")
-    if changes:
-        tags[tracking.TAG_SCHEMA_CHANGES] = "; ".join(changes)[:5000]
-        log.warning("schema changed since the Staging model: %s", "; ".join(changes))
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    champion, compared, comparison_files = face_off(client, settings.model_name, model, test, metric)
+    _record(store, output_uri, (client, run_id), {**metrics, **compared}, {**files, **comparison_files})
+    changes = schema_changes(client, champion, model.schema)
+    _tag_run(settings, (client, run_id), changes)
 
     result = {
         "step": "evaluate",
@@ -168,11 +233,12 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "metric": metric,
         "value": metrics[metric],
         "positive_class": model.schema.positive_class,
-        "staging": staging,
+        "champion": champion,
         "schema_changes": changes,
         "metrics_uri": storage.join(output_uri, METRICS_FILE),
         "report_uri": storage.join(output_uri, REPORT_FILE),
         "plot_uri": storage.join(output_uri, PLOT_FILE),
+        "comparison_uri": storage.join(output_uri, COMPARISON_FILE) if comparison_files else None,
         "evaluated_uri": output_uri,
     }
     store.write_manifest(output_uri, "evaluate", result)

@@ -20,6 +20,7 @@ from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachab
 from pipeline_steps.settings import Settings
 
 STAGING_ALIAS = "staging"
+PRODUCTION_ALIAS = "production"
 TAG_DATA_VERSION = "data_version"
 TAG_SEED = "seed"
 TAG_GIT_COMMIT = "git_commit"
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 _MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 
 
-def _service_error(exc: Any, doing: str) -> PipelineError:
+def service_error(exc: Any, doing: str) -> PipelineError:
     """The pipeline error for an MlflowException: missing, a server failure (retryable) or else."""
     if exc.error_code in _MISSING_CODES:
         return NotFoundError(f"{doing}: not found ({exc.message})")
@@ -78,7 +79,7 @@ def load_run_json(client: Any, run_id: str, path: str) -> Any | None:
         try:
             local = client.download_artifacts(run_id, path, tmp)
         except MlflowException as exc:
-            raise _service_error(exc, f"cannot read {path} of MLflow run {run_id!r}") from None
+            raise service_error(exc, f"cannot read {path} of MLflow run {run_id!r}") from None
         return json.loads(Path(local).read_text(encoding="utf-8"))
 
 
@@ -89,33 +90,43 @@ def get_run(client: Any, run_id: str) -> Any:
     try:
         return client.get_run(run_id)
     except MlflowException as exc:
-        raise _service_error(exc, f"cannot get MLflow run {run_id!r}") from None
+        raise service_error(exc, f"cannot get MLflow run {run_id!r}") from None
+
+
+def version_by_alias(client: Any, model_name: str, alias: str) -> Any | None:
+    """The model version holding ``alias``, or None when no version holds it (or no model exists)."""
+    from mlflow.exceptions import MlflowException  # pylint: disable=import-outside-toplevel
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in (*_MISSING_CODES, "INVALID_PARAMETER_VALUE"):
+            return None
+        raise service_error(exc, f"cannot look up {model_name}@{alias} in MLflow") from None
 
 
 def staging_version(client: Any, model_name: str) -> Any | None:
     """The model version holding the ``staging`` alias, or None when there is none yet."""
-    from mlflow.exceptions import MlflowException  # pylint: disable=import-outside-toplevel
-
-    try:
-        return client.get_model_version_by_alias(model_name, STAGING_ALIAS)
-    except MlflowException as exc:
-        if exc.error_code in (*_MISSING_CODES, "INVALID_PARAMETER_VALUE"):
-            return None
-        raise _service_error(exc, f"cannot look up {model_name}@{STAGING_ALIAS} in MLflow") from None
+    return version_by_alias(client, model_name, STAGING_ALIAS)
 
 
-def staging_summary(client: Any, model_name: str, metric: str) -> dict[str, Any] | None:
-    """What the quality gate and the data sensor need to know about the Staging model."""
-    version = staging_version(client, model_name)
-    if version is None:
-        return None
+def version_summary(client: Any, version: Any) -> dict[str, Any]:
+    """A model version's number, run, data version and metrics: what a person compares."""
     run = client.get_run(version.run_id) if version.run_id else None
     tags = {**(run.data.tags if run else {}), **(version.tags or {})}
     return {
         "version": str(version.version),
         "run_id": version.run_id,
+        "experiment_id": run.info.experiment_id if run else None,
         "data_version": tags.get(TAG_DATA_VERSION),
-        "metric": metric,
-        "value": run.data.metrics.get(metric) if run else None,
-        "metrics": dict(run.data.metrics) if run else {},
+        "metrics": {k: v for k, v in (run.data.metrics if run else {}).items() if "." not in k},
     }
+
+
+def staging_summary(client: Any, model_name: str, metric: str) -> dict[str, Any] | None:
+    """What the data sensor needs to know about the Staging model."""
+    version = staging_version(client, model_name)
+    if version is None:
+        return None
+    summary = version_summary(client, version)
+    return {**summary, "metric": metric, "value": summary["metrics"].get(metric)}

@@ -1,4 +1,4 @@
-"""The quality gate: register only above the threshold and not below the Staging model."""
+"""The quality gate: register only above the threshold and no worse than Staging on the same rows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from ct_tasks import gate
 
 
 def evaluation(f1: float, staging_f1: float | None = None) -> dict[str, Any]:
-    staging = None if staging_f1 is None else {"version": "3", "metrics": {"f1": staging_f1}}
-    return {"metrics": {"f1": f1, "accuracy": 0.5}, "staging": staging}
+    champion = (None if staging_f1 is None
+                else {"version": "3", "scored": True, "metrics": {"f1": staging_f1}})
+    return {"metrics": {"f1": f1, "accuracy": 0.5}, "champion": champion}
 
 
 class TaskInstanceXCom:
@@ -40,17 +41,34 @@ def test_the_metric_must_beat_the_threshold(f1: float, passed: bool) -> None:
     assert gate.decide(evaluation(f1), 0.85, "f1")[0] is passed
 
 
-def test_a_regression_against_staging_stops_even_above_the_threshold() -> None:
+def test_a_regression_against_staging_on_the_same_rows_stops_even_above_the_threshold() -> None:
     passed, reason = gate.decide(evaluation(0.90, staging_f1=0.95), 0.85, "f1")
     assert passed is False
-    assert reason == "f1=0.9000 falls below the Staging model (version 3: 0.9500)"
+    assert reason == "f1=0.9000 is worse than the Staging model (version 3: 0.9500 on the same test split)"
 
 
 def test_matching_the_staging_model_is_not_a_regression() -> None:
     passed, reason = gate.decide(evaluation(0.95, staging_f1=0.95), 0.85, "f1")
     assert passed is True
-    assert reason == ("f1=0.9500 beats the threshold 0.8500 and is not below "
-                      "the Staging model (version 3: 0.9500)")
+    assert reason == ("f1=0.9500 beats the threshold 0.8500 and is not worse than "
+                      "the Staging model (version 3: 0.9500 on the same test split)")
+
+
+@pytest.mark.parametrize(("f1", "passed"), [(0.93, True), (0.92, True), (0.9199, False)])
+def test_the_tolerance_allows_a_small_step_back_and_no_more(f1: float, passed: bool) -> None:
+    decided, reason = gate.decide(evaluation(f1, staging_f1=0.95), 0.85, "f1", tolerance=0.03)
+    assert decided is passed
+    assert reason.endswith("(version 3: 0.9500 on the same test split, tolerance 0.0300)")
+
+
+def test_a_staging_model_that_cannot_score_the_split_leaves_the_threshold_to_decide() -> None:
+    unscored = {**evaluation(0.90), "champion": {
+        "version": "3", "scored": False, "metrics": {},
+        "problem": "its feature(s) age are not in this split"}}
+    assert gate.decide(unscored, 0.85, "f1") == (True, (
+        "f1=0.9000 beats the threshold 0.8500; the Staging model (version 3) cannot score this "
+        "split: its feature(s) age are not in this split; decided on the threshold alone"))
+    assert gate.decide(unscored, 0.95, "f1")[0] is False
 
 
 def test_the_first_model_is_judged_on_the_threshold_alone() -> None:
@@ -73,14 +91,14 @@ def test_a_schema_change_since_staging_is_reported_and_does_not_decide() -> None
 
 def test_the_branch_reads_evaluate_xcom_and_names_the_next_task() -> None:
     params = {"threshold": 0.85, "metric": "f1"}
-    passing = TaskInstanceXCom('{"metrics": {"f1": 0.97}, "staging": null}')
+    passing = TaskInstanceXCom('{"metrics": {"f1": 0.97}, "champion": null}')
     assert gate.choose_branch(passing, params) == "register_model"
-    failing = TaskInstanceXCom({"metrics": {"f1": 0.97}, "staging": None})
+    failing = TaskInstanceXCom({"metrics": {"f1": 0.97}, "champion": None})
     assert gate.choose_branch(failing, {**params, "threshold": 0.999}) == "stop_pipeline"
     assert failing.pushed["reason"] == "f1=0.9700 does not beat the threshold 0.9990"
 
 
 def test_the_stop_says_why_nothing_was_registered() -> None:
-    ti = TaskInstanceXCom({"metrics": {"f1": 0.5}, "staging": None})
+    ti = TaskInstanceXCom({"metrics": {"f1": 0.5}, "champion": None})
     gate.choose_branch(ti, {"threshold": 0.85, "metric": "f1"})
     assert gate.report_stop(ti) == "no model registered: f1=0.5000 does not beat the threshold 0.8500"

@@ -135,18 +135,6 @@ def test_the_same_seed_and_data_give_the_same_metrics(
     assert store.read_bytes(first.trained["model_uri"]) == store.read_bytes(second.trained["model_uri"])
 
 
-def test_evaluate_reports_the_current_staging_model_for_the_quality_gate(
-    settings: Settings, store: Storage, published: dict, run_prefix: str
-) -> None:
-    first = run_steps(settings, store, f"{run_prefix}/a", data_version=published["md5"])
-    assert first.evaluated["staging"] is None
-    second = run_steps(settings, store, f"{run_prefix}/b", data_version=published["md5"], do_register=False)
-    staging = second.evaluated["staging"]
-    assert staging["version"] == first.registered["version"]
-    assert staging["metric"] == settings.quality_metric
-    assert staging["value"] == pytest.approx(first.evaluated["value"])
-
-
 def test_a_multiclass_table_given_by_location_runs_through(
     settings: Settings, store: Storage, run_prefix: str
 ) -> None:

@@ -1,8 +1,9 @@
-"""The quality gate: register a model only when it beats the threshold and the Staging model.
+"""The quality gate: register a model only when it beats the threshold and is no worse than Staging.
 
 A pure function (`decide`) with its reason, and the two callables the DAG runs
 around it: the branch that picks the next task and the stop that reports why.
-The reason travels on in XCom, to the notification and to `make run`'s last line.
+The reason travels on in XCom, to the notification and to `make run`'s last line,
+and is a tag of the new model's MLflow run.
 """
 
 from __future__ import annotations
@@ -11,45 +12,63 @@ import json
 import logging
 from typing import Any
 
+from ct_tasks import mlflow_api
+
 log = logging.getLogger(__name__)
 REGISTER_TASK = "register_model"
 STOP_TASK = "stop_pipeline"
 
 
-def decide(evaluation: dict[str, Any], threshold: float, metric: str) -> tuple[bool, str]:
-    """Beat the threshold and do not fall below the Staging model; say why either way.
+def decide(evaluation: dict[str, Any], threshold: float, metric: str,
+           tolerance: float = 0.0) -> tuple[bool, str]:
+    """Beat the threshold and be no worse than the Staging model on the same rows; say why either way.
 
-    A schema change since the Staging model (a feature gone, a new class) does not
-    decide anything, but the reason always says so: it is never silent.
+    Both numbers come from evaluate, which scored the new model and the Staging
+    model on the new run's test split. When the Staging model could not score it,
+    the threshold alone decides and the reason says so. A schema change since the
+    Staging model does not decide anything, but the reason always says so.
     """
-    passed, reason = _compare(evaluation, threshold, metric)
+    passed, reason = _compare(evaluation, threshold, metric, tolerance)
     changes = evaluation.get("schema_changes") or []
     if changes:
         reason += f"; schema changed since the Staging model: {'; '.join(changes)}"
     return passed, reason
 
 
-def _compare(evaluation: dict[str, Any], threshold: float, metric: str) -> tuple[bool, str]:
+def _compare(evaluation: dict[str, Any], threshold: float, metric: str,
+             tolerance: float) -> tuple[bool, str]:
     value = float(evaluation["metrics"][metric])
     if not value > threshold:
         return False, f"{metric}={value:.4f} does not beat the threshold {threshold:.4f}"
-    staging = evaluation.get("staging") or {}
-    staging_value = (staging.get("metrics") or {}).get(metric)
-    if staging_value is None:
-        return True, f"{metric}={value:.4f} beats the threshold {threshold:.4f}; no Staging model yet"
-    staging_text = f"the Staging model (version {staging.get('version')}: {float(staging_value):.4f})"
-    if value < float(staging_value):
-        return False, f"{metric}={value:.4f} falls below {staging_text}"
-    return True, f"{metric}={value:.4f} beats the threshold {threshold:.4f} and is not below {staging_text}"
+    beats = f"{metric}={value:.4f} beats the threshold {threshold:.4f}"
+    champion = evaluation.get("champion")
+    if not champion:
+        return True, f"{beats}; no Staging model yet"
+    named = f"the Staging model (version {champion.get('version')}"
+    champion_value = (champion.get("metrics") or {}).get(metric) if champion.get("scored") else None
+    if champion_value is None:
+        problem = champion.get("problem") or "it has no score on this split"
+        return True, f"{beats}; {named}) cannot score this split: {problem}; decided on the threshold alone"
+    scored = f"{named}: {float(champion_value):.4f} on the same test split"
+    allowed = f", tolerance {tolerance:.4f}" if tolerance else ""
+    if value < float(champion_value) - tolerance:
+        return False, f"{metric}={value:.4f} is worse than {scored}{allowed})"
+    return True, f"{beats} and is not worse than {scored}{allowed})"
 
 
 def choose_branch(ti: Any, params: dict[str, Any]) -> str:
     """Branch callable: register_model when the gate passes, stop_pipeline otherwise."""
     raw = ti.xcom_pull(task_ids="evaluate_model")
     evaluation = json.loads(raw) if isinstance(raw, str) else raw
-    passed, reason = decide(evaluation, float(params["threshold"]), params["metric"])
+    passed, reason = decide(evaluation, float(params["threshold"]), params["metric"],
+                            float(params.get("tolerance") or 0.0))
     log.info("quality gate %s: %s", "passed" if passed else "stopped the run", reason)
     ti.xcom_push(key="reason", value=reason)
+    if evaluation.get("run_id"):
+        mlflow_api.set_run_tags(evaluation["run_id"], {
+            mlflow_api.TAG_GATE_DECISION: "passed" if passed else "stopped",
+            mlflow_api.TAG_GATE_REASON: reason,
+        })
     return REGISTER_TASK if passed else STOP_TASK
 
 

@@ -1,0 +1,87 @@
+"""The Staging model as the champion: loaded from the registry by its alias, scored on the new split.
+
+A gate that compares the new model's metric on the new test split with the
+Staging model's metric on *its own* older split can be passed by easier rows.
+So evaluate loads ``models:/<name>@staging`` itself and scores it on the very
+rows the challenger was scored on. When the champion cannot score them (its
+columns are gone, its classes differ, its pickle no longer loads), that is said
+in one line and the gate decides on the threshold alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline_steps import tracking
+from pipeline_steps.errors import PipelineError
+from pipeline_steps.model import LabelledModel
+
+log = logging.getLogger(__name__)
+# Where the registered pyfunc (registry_model.py) keeps the pickled LabelledModel.
+PICKLE_IN_MODEL = Path("artifacts") / tracking.MODEL_FILE
+
+
+@dataclass
+class Champion:
+    """The Staging model version, and its model when it could be loaded."""
+
+    version: str
+    run_id: str | None
+    model: LabelledModel | None
+    problem: str | None = None
+
+
+def load(client: Any, model_name: str) -> Champion | None:
+    """The model holding the ``staging`` alias, from the registry; None when there is none yet."""
+    version = tracking.staging_version(client, model_name)
+    if version is None:
+        return None
+    # pylint: disable=import-outside-toplevel
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = f"models:/{model_name}@{tracking.STAGING_ALIAS}"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            model = pickle.loads((local / PICKLE_IN_MODEL).read_bytes())
+        except MlflowException as exc:
+            if exc.get_http_status_code() >= 500:
+                raise tracking.service_error(exc, f"cannot download {uri}") from None
+            return Champion(str(version.version), version.run_id, None, f"cannot be loaded ({exc.message})")
+        except (OSError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+            return Champion(str(version.version), version.run_id, None, f"cannot be loaded ({exc})")
+    if not isinstance(model, LabelledModel):
+        return Champion(str(version.version), version.run_id, None,
+                        f"cannot be loaded (its {PICKLE_IN_MODEL} holds a {type(model).__name__})")
+    return Champion(str(version.version), version.run_id, model)
+
+
+def cannot_score(champion: LabelledModel, challenger: LabelledModel, test: pd.DataFrame) -> str | None:
+    """Why the champion's numbers on this split would not be comparable, or None when they are."""
+    if list(champion.schema.classes) != list(challenger.schema.classes):
+        return (f"its classes {list(champion.schema.classes)} differ from this split's "
+                f"{list(challenger.schema.classes)}")
+    if champion.schema.positive_class != challenger.schema.positive_class:
+        return (f"its positive class {champion.schema.positive_class!r} differs from "
+                f"{challenger.schema.positive_class!r}")
+    missing = [name for name in champion.schema.feature_names if name not in test.columns]
+    if missing:
+        return f"its feature(s) {', '.join(missing)} are not in this split"
+    return None
+
+
+def predict_proba(champion: LabelledModel, test: pd.DataFrame) -> tuple[Any | None, str | None]:
+    """The champion's class probabilities on the split, or why it could not produce them."""
+    try:
+        return champion.predict_proba(test), None
+    except (PipelineError, KeyError, ValueError, TypeError) as exc:
+        log.warning("the Staging model cannot score this split: %s", exc)
+        return None, f"it fails on this split ({str(exc).splitlines()[0][:300]})"
