@@ -91,6 +91,18 @@ run: ## Trigger ml_training_pipeline, follow it, end with one line saying what h
 follow: ## Follow the newest run (e.g. the one make publish started) and end with one line saying what happened
 	@python3 infra/scripts/airflow_client.py --follow-latest
 
+.PHONY: approve
+approve: ## Approve the model version waiting for promotion: it serves Production from now on
+	@python3 infra/scripts/airflow_client.py --answer Approve
+
+.PHONY: reject
+reject: ## Reject the model version waiting for promotion: Production stays as it is
+	@python3 infra/scripts/airflow_client.py --answer Reject
+
+.PHONY: rollback
+rollback: ## Serve the model version approved before the current Production one again
+	@python3 infra/scripts/airflow_client.py --rollback
+
 .PHONY: publish
 publish: ## Publish FILE (CSV or Parquet) as a new data version; the training run starts by itself
 	@infra/scripts/publish.sh "$(FILE)"

@@ -9,9 +9,10 @@ LOG_DIR="${LOG_DIR:-${TMPDIR:-/tmp}/ct-images}"
 # Step image name -> "<lock name> <pipeline_steps module>".
 declare -A STEPS=(
   [check-data]="check-data check_data" [prepare]="prepare prepare" [train]="train train"
-  [evaluate]="evaluate evaluate" [register]="register register" [publish]="publish publish_data"
+  [evaluate]="evaluate evaluate" [register]="register register" [promote]="register promote"
+  [publish]="publish publish_data"
 )
-STEP_ORDER=(check-data prepare train evaluate register publish)
+STEP_ORDER=(check-data prepare train evaluate register promote publish)
 SERVICE_ORDER=(airflow mlflow seaweedfs postgres)
 
 say() { echo "images: $*" >&2; }

@@ -54,6 +54,12 @@ def _check_registrable(client: Any, run: Any) -> None:
         raise PipelineError(f"run {run.info.run_id} has no {tracking.MODEL_FILE} artifact")
 
 
+def _production(client: Any, name: str) -> dict[str, Any] | None:
+    """The version serving Production now, for the person who approves the new one."""
+    version = tracking.version_by_alias(client, name, tracking.PRODUCTION_ALIAS)
+    return tracking.version_summary(client, version) if version is not None else None
+
+
 def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str, Any]:
     """Register the run's model and point the ``staging`` alias at the new version."""
     evaluated = store.read_manifest(evaluated_uri, "evaluate")
@@ -82,8 +88,12 @@ def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str
         "alias": tracking.STAGING_ALIAS,
         "run_id": run.info.run_id,
         "data_version": tags.get(tracking.TAG_DATA_VERSION),
+        "experiment_id": run.info.experiment_id,
         "metric": evaluated["metric"],
         "value": evaluated["value"],
+        "metrics": evaluated["metrics"],
+        "champion": evaluated.get("champion"),
+        "production": _production(client, name),
     }
     log.info("registered %s version %s as %s", name, version.version, tracking.STAGING_ALIAS)
     return result

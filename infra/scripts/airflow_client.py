@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Trigger the training DAG through Airflow's REST API, follow it, and say in one line what happened.
+"""Trigger a DAG through Airflow's REST API, follow it, and say in one line what happened.
 
-`make run` calls this; the stack tests use the same client. Standard library
+`make run`, `make follow`, `make approve`, `make reject` and `make rollback` call
+this; the stack tests use the same client. Standard library
 only (its HTTP and Airflow login are the steps' own, `pipeline_steps.rest` and
 `pipeline_steps.announce`, which need nothing else), so it runs with any python3
 on the host. The last line printed is the
-run's outcome: registered (which version, and the gate's numbers), stopped at
-the gate and why, skipped because nothing is new, or failed and where. Exit
-code 0 only when the run succeeded (a skip or a gate stop is a success).
+run's outcome: registered (which version, and the gate's numbers) and waiting
+for approval, promoted or kept out of Production, stopped at the gate and why,
+skipped because nothing is new, rolled back, or failed and where. Exit code 0
+only when the run succeeded or waits for a person (a skip or a gate stop is a
+success).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from pipeline_steps.rest import call_json
 from pipeline_steps.settings import AirflowApiSettings
 
 DAG_ID = "ml_training_pipeline"
+ROLLBACK_DAG_ID = "rollback_production"
 FINISHED = {"success", "failed"}
+AWAITING = "awaiting_input"  # a human-in-the-loop task waiting for a person's answer
+APPROVAL_TASK = "approve_promotion"
 # States of a try that ran and did not succeed (upstream_failed tasks never ran).
 FAILED_TRY_STATES = {"failed", "up_for_retry"}
 TIMEOUT_SECONDS = 60
@@ -49,7 +55,7 @@ def format_log_event(event: Any) -> str:
     return " ".join(parts + ([extra] if extra else []))
 
 
-class AirflowClient:
+class AirflowClient:  # pylint: disable=too-many-public-methods  # one method per REST call
     """The few REST calls of Airflow 3's public API that a run needs."""
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
@@ -193,11 +199,14 @@ class AirflowClient:
     def outcome(self, run_id: str, dag_id: str = DAG_ID) -> str:
         """What the run did, in one line."""
         states = self.task_states(run_id, dag_id)
+        if dag_id == ROLLBACK_DAG_ID and states.get(ROLLBACK_DAG_ID) == "success":
+            return (self.xcom(run_id, ROLLBACK_DAG_ID, dag_id=dag_id) or {}).get("message", "rolled back")
         if states.get("register_model") == "success":
             registered = self.xcom(run_id, "register_model", dag_id=dag_id) or {}
             reason = self.xcom(run_id, "quality_gate", "reason", dag_id)
-            return (f"registered {registered.get('model_name')} version {registered.get('version')} "
+            done = (f"registered {registered.get('model_name')} version {registered.get('version')} "
                     f"as {registered.get('alias')}: {reason}")
+            return f"{done}; {self.promotion_outcome(run_id, states, dag_id)}"
         if states.get("stop_pipeline") == "success":
             reason = self.xcom(run_id, "quality_gate", "reason", dag_id)
             return f"stopped at the quality gate, nothing registered: {reason}"
@@ -209,9 +218,31 @@ class AirflowClient:
             return f"failed at {failed[0]}, nothing registered: {self.error_line(run_id, failed[0], dag_id)}"
         return f"run ended {self.run(run_id, dag_id)['state']}"
 
+    def promotion_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str = DAG_ID) -> str:
+        """What became of a registered version: waiting for a person, promoted, or kept out."""
+        if states.get(APPROVAL_TASK) == AWAITING:
+            return (f"waiting for approval: Approve or Reject it in the Airflow UI ({self.base_url}/dags/"
+                    f"{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/{APPROVAL_TASK}"
+                    "/required_actions) or with make approve / make reject")
+        if states.get("promote_model") == "success":
+            return (self.xcom(run_id, "promote_model", dag_id=dag_id) or {}).get("message", "promoted")
+        if states.get("keep_production") == "success":
+            return str(self.xcom(run_id, "keep_production", "reason", dag_id))
+        return f"promotion {states.get(APPROVAL_TASK)}"
+
+    def pending_approvals(self, dag_id: str = DAG_ID) -> list[str]:
+        """Runs whose promotion waits for a person's answer, oldest first."""
+        return [run["dag_run_id"] for run in self.runs(dag_id, state="running")
+                if self.task_states(run["dag_run_id"], dag_id).get(APPROVAL_TASK) == AWAITING]
+
+    def answer_approval(self, run_id: str, option: str, dag_id: str = DAG_ID) -> dict[str, Any]:
+        """Approve or Reject a run's pending promotion, as a person does in Required actions."""
+        path = f"{self._run_path(run_id, dag_id)}/taskInstances/{APPROVAL_TASK}/-1/hitlDetails"
+        return self.call("PATCH", path, {"chosen_options": [option], "params_input": {}})
+
     def follow(self, run_id: str, dag_id: str = DAG_ID, timeout: float = 1800,
                out: Any = sys.stdout) -> str:
-        """Print each task's state changes until the run ends; return the run's final state."""
+        """Print each task's state changes until the run ends or waits for a person; return that state."""
         seen: dict[str, str | None] = {}
         started = time.monotonic()
         while True:
@@ -222,6 +253,8 @@ class AirflowClient:
                     print(f"[{time.monotonic() - started:6.0f}s] {task}: {task_state}", file=out, flush=True)
             if state in FINISHED:
                 return state
+            if AWAITING in seen.values():
+                return AWAITING
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"run {run_id} still {state} after {timeout:.0f}s")
             time.sleep(1)
@@ -238,14 +271,19 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def main() -> int:
-    """make run (trigger) or make follow (the newest run): follow it, end with the outcome.
+    """make run / follow / approve / reject / rollback: act, follow the run, end with the outcome.
 
-    Exits non-zero unless the run succeeded.
+    Exits non-zero unless the run succeeded or waits for a person.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", default="{}", help='run parameters as JSON, e.g. \'{"force": true}\'')
-    parser.add_argument("--follow-latest", action="store_true",
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--follow-latest", action="store_true",
                         help="trigger nothing: follow the newest run (make follow)")
+    action.add_argument("--answer", choices=["Approve", "Reject"],
+                        help="answer the pending promotion request (make approve / make reject)")
+    action.add_argument("--rollback", action="store_true",
+                        help=f"trigger {ROLLBACK_DAG_ID} (make rollback)")
     parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or
                         str(Path(__file__).resolve().parents[2] / ".env"))
     args = parser.parse_args()
@@ -254,18 +292,33 @@ def main() -> int:
         env = read_env_file(Path(args.env_file))
         url = f"http://localhost:{os.environ.get('AIRFLOW_PORT', env.get('AIRFLOW_PORT', '8080'))}"
         client = AirflowClient(url, "admin", env["AIRFLOW_ADMIN_PASSWORD"])
-        client.wait_for_dag()
-        run_id = client.latest_run_id() if args.follow_latest else client.trigger(conf)
-        verb = "following" if args.follow_latest else "triggered"
-        print(f"{verb} {DAG_ID} run {run_id} (UI: {url}/dags/{DAG_ID})", flush=True)
-        state = client.follow(run_id)
-        if state != "success":
-            for task_id, try_number, _ in client.failed_tries(run_id):
-                log = client.try_log(run_id, task_id, try_number).splitlines()
+        dag_id = ROLLBACK_DAG_ID if args.rollback else DAG_ID
+        client.wait_for_dag(dag_id)
+        if args.answer:
+            pending = client.pending_approvals()
+            if not pending:
+                raise PipelineError("no promotion is waiting for an answer")
+            run_id = pending[-1]
+            client.answer_approval(run_id, args.answer)
+            print(f"answered {args.answer} for {DAG_ID} run {run_id}", flush=True)
+        elif args.follow_latest:
+            run_id = client.latest_run_id()
+            print(f"following {DAG_ID} run {run_id} (UI: {url}/dags/{DAG_ID})", flush=True)
+        else:
+            run_id = client.trigger(conf, dag_id)
+            print(f"triggered {dag_id} run {run_id} (UI: {url}/dags/{dag_id})", flush=True)
+        if args.answer:  # the answer resumes the task: wait until it has left the awaiting state
+            deadline = time.monotonic() + TIMEOUT_SECONDS
+            while client.task_states(run_id).get(APPROVAL_TASK) == AWAITING and time.monotonic() < deadline:
+                time.sleep(1)
+        state = client.follow(run_id, dag_id)
+        if state not in ("success", AWAITING):
+            for task_id, try_number, _ in client.failed_tries(run_id, dag_id):
+                log = client.try_log(run_id, task_id, try_number, dag_id).splitlines()
                 print(f"--- {task_id} try {try_number}, last lines of its log ---", flush=True)
                 print("\n".join(log[-30:]), flush=True)
-        print(f"{DAG_ID}: {client.outcome(run_id)}", flush=True)
-        return 0 if state == "success" else 1
+        print(f"{dag_id}: {client.outcome(run_id, dag_id)}", flush=True)
+        return 0 if state in ("success", AWAITING) else 1
     except FileNotFoundError:
         print(f"error: run: {args.env_file} not found: start the stack first (make up)", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""ml_training_pipeline: continuous training of an XGBoost model, one container per step.
+"""ml_training_pipeline: continuous training of an XGBoost model, one container per step, and its promotion.
 
 This file only wires tasks together: it holds no ML code and imports nothing
 heavy, because the dag-processor parses it every few seconds. Each step runs its
@@ -10,12 +10,10 @@ under a run-scoped prefix.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Label, Param, chain
 
-from ct_tasks import deployment, gate, notify
+from ct_tasks import dag_defaults, deployment, gate, notify, promotion
 from ct_tasks.steps import NewDataSensor, StepOperator
 
 DAG_ID = "ml_training_pipeline"
@@ -36,18 +34,20 @@ RUN_PREFIX = (
 
 with DAG(
     dag_id=DAG_ID,
-    description="Train, evaluate and (if good enough) register an XGBoost model",
+    description="Train, evaluate, register an XGBoost model if good enough, and promote it once approved",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("@daily", timezone="UTC"), assets=[DATA_ASSET]
     ),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["ct", "xgboost"],
-    default_args={"on_failure_callback": notify.on_task_failure()},
+    **dag_defaults.dag_arguments(),
     params={
         "threshold": Param(deployment.DEFAULT_THRESHOLD, type="number", minimum=0, maximum=1,
                            description="the metric must beat this to register"),
+        "tolerance": Param(0.0, type="number", minimum=0, maximum=1,
+                           description="how far below the Staging model (scored on the same test rows) "
+                                       "the metric may fall and still register"),
+        "auto_approve": Param(deployment.AUTO_APPROVE, type="boolean",
+                              description="promote a registered model to Production without asking "
+                                          "a person (an unattended stack)"),
         "metric": Param(deployment.DEFAULT_METRIC, type="string", enum=GATE_METRICS,
                         description="metric the quality gate compares"),
         "force": Param(False, type="boolean",
@@ -65,10 +65,17 @@ with DAG(
 `check_for_new_data` runs the check-data step once: a data version newer than the Staging
 model's (or `force`) lets the run go on; otherwise the run is skipped at once, unless
 `wait_for_data_minutes` asks it to wait (poke mode, one check per CT_WAIT_POKE_SECONDS) →
-`prepare_data` → `train_model` → `evaluate_model` → `quality_gate`:
-- the metric beats `threshold` and does not fall below the Staging model → `register_model`
-  (new version in the MLflow registry with the `staging` alias and its provenance tags);
-- otherwise → `stop_pipeline`, which says why (task log, and the webhook CT_NOTIFY_WEBHOOK).
+`prepare_data` → `train_model` → `evaluate_model` (the new model and the current Staging
+model, loaded from the registry, scored on the same test rows) → `quality_gate`:
+- the metric beats `threshold` and is not worse than the Staging model's on those rows by more
+  than `tolerance` → `register_model` (new version with the `staging` alias and its
+  provenance tags) → `approve_promotion`: a person approves or rejects in **Browse → Required
+  actions** (or the REST API), seeing the candidate's metrics next to Staging's and
+  Production's; `auto_approve` skips the question;
+  - Approve → `promote_model`: the `production` alias moves to the new version;
+  - Reject, or no answer in time → `keep_production`: Production unchanged, notified;
+- otherwise → `stop_pipeline`, which says why (task log, MLflow run tag `gate.reason`, and the
+  webhook CT_NOTIFY_WEBHOOK).
 
 Any task that fails for good also notifies the webhook. Steps retry only failures a retry
 can fix (exit code 3 means it cannot). Runs whenever a new data version is published
@@ -99,6 +106,24 @@ Outputs of a run: `s3://{deployment.RUNS_BUCKET}/runs/<run_id>/<step>/`.
         on_success_callback=notify.on_gate_stop(),
     )
 
+    approve_promotion = promotion.PromotionApproval(task_id=promotion.APPROVAL_TASK)
+    promote_model = StepOperator(
+        task_id=promotion.PROMOTE_TASK, step="promote",
+        command=(
+            f"--version {{{{ ti.xcom_pull(task_ids='{gate.REGISTER_TASK}')['version'] }}}} "
+            f"--approved-by '{{{{ ti.xcom_pull(task_ids='{promotion.APPROVAL_TASK}', "
+            f"key='{promotion.APPROVED_BY_KEY}') | replace(\"'\", '') }}}}' "
+            f"--output {RUN_PREFIX}/promote"
+        ),
+    )
+    keep_production = PythonOperator(
+        task_id=promotion.KEEP_TASK, python_callable=promotion.report_kept,
+        on_success_callback=notify.on_promotion_kept(),
+    )
+
     chain(check_for_new_data, prepare_data, train_model, evaluate_model, quality_gate)
     quality_gate.set_downstream(register_model, edge_modifier=Label("passed"))
     quality_gate.set_downstream(stop_pipeline, edge_modifier=Label("stopped"))
+    register_model.set_downstream(approve_promotion)
+    approve_promotion.set_downstream(promote_model, edge_modifier=Label(promotion.APPROVE))
+    approve_promotion.set_downstream(keep_production, edge_modifier=Label(promotion.REJECT))

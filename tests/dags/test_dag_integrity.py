@@ -1,4 +1,4 @@
-"""The DAG as specified: it parses, its tasks and edges, its operators, its images, its callbacks."""
+"""The DAGs as specified: they parse, their tasks and edges, operators, images and callbacks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.providers.http.notifications.http import HttpNotifier
+from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import AssetOrTimeSchedule, BaseSensorOperator
 
-from ct_tasks import deployment
+from ct_tasks import deployment, promotion
 from ct_tasks.steps import NewDataSensor, StepOperator
 from pipeline_steps import cli
 
@@ -21,7 +22,10 @@ EDGES = {
     "train_model": {"evaluate_model"},
     "evaluate_model": {"quality_gate"},
     "quality_gate": {"register_model", "stop_pipeline"},
-    "register_model": set(),
+    "register_model": {"approve_promotion"},
+    "approve_promotion": {"promote_model", "keep_production"},
+    "promote_model": set(),
+    "keep_production": set(),
     "stop_pipeline": set(),
 }
 STEP_IMAGES = {
@@ -29,12 +33,13 @@ STEP_IMAGES = {
     "train_model": "ct-train:latest",
     "evaluate_model": "ct-evaluate:latest",
     "register_model": "ct-register:latest",
+    "promote_model": "ct-promote:latest",
 }
 
 
 def test_the_dag_folder_has_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert list(dagbag.dags) == ["ml_training_pipeline"]
+    assert sorted(dagbag.dags) == ["ml_training_pipeline", "rollback_production"]
 
 
 def test_a_broken_dag_file_is_reported_as_an_import_error(tmp_path: Path) -> None:
@@ -53,6 +58,7 @@ def test_each_task_has_its_operator_type(dag) -> None:
     assert isinstance(dag.get_task("check_for_new_data"), NewDataSensor)
     assert isinstance(dag.get_task("quality_gate"), BranchPythonOperator)
     assert isinstance(dag.get_task("stop_pipeline"), PythonOperator)
+    assert isinstance(dag.get_task("keep_production"), PythonOperator)
     for task_id, image in STEP_IMAGES.items():
         task = dag.get_task(task_id)
         assert isinstance(task, StepOperator) and isinstance(task, DockerOperator), task_id
@@ -71,6 +77,44 @@ def test_step_containers_are_safe_to_retry(dag) -> None:
         assert "AWS_SECRET_ACCESS_KEY" not in task.environment
         assert task.environment["XGB_PARAMS"] == "{{ params.xgb_params | tojson }}"
         assert "--output s3://pipeline-runs/runs/{{ dag_run.run_id" in task.command
+
+
+def test_promotion_asks_a_person_to_approve_or_reject_and_rejects_when_nobody_answers(dag) -> None:
+    approval = dag.get_task("approve_promotion")
+    assert isinstance(approval, HITLBranchOperator)
+    assert approval.options == ["Approve", "Reject"]
+    assert approval.options_mapping == {"Approve": "promote_model", "Reject": "keep_production"}
+    assert approval.defaults == ["Reject"]
+    assert approval.response_timeout == timedelta(hours=24)
+    assert "--version {{ ti.xcom_pull(task_ids='register_model')['version'] }}" in \
+        dag.get_task("promote_model").command
+
+
+def test_the_approval_request_shows_the_candidate_beside_staging_and_production() -> None:
+    registered = {
+        "model_name": "ct-xgboost", "version": "3", "run_id": "abc", "experiment_id": "1",
+        "data_version": "d3", "metrics": {"f1": 0.97, "accuracy": 0.96},
+        "champion": {"version": "2", "scored": True, "metrics": {"f1": 0.95, "accuracy": 0.94}},
+        "production": {"version": "1", "run_id": "def", "experiment_id": "1",
+                       "metrics": {"f1": 0.93, "accuracy": 0.92}},
+    }
+    body = promotion.request_body(registered, "f1=0.9700 beats the threshold 0.8500 and ...")
+    assert "| metric | candidate v3 | Staging v2 (same rows) | Production v1 (its own test rows) |" in body
+    assert "| f1 | 0.9700 | 0.9500 | 0.9300 |" in body
+    assert "(http://localhost:5000/#/experiments/1/runs/abc)" in body
+    assert "keeps Production as it is (version 1)" in body
+    first = {**registered, "champion": None, "production": None}
+    assert "| metric | candidate v3 |\n" in promotion.request_body(first, "")
+    assert "keeps Production as it is (no model yet)" in promotion.request_body(first, "")
+
+
+def test_rollback_is_one_step_started_by_hand(dagbag) -> None:
+    rollback = dagbag.dags["rollback_production"]
+    assert type(rollback.timetable).__name__ == "NullTimetable"  # schedule=None
+    [task] = rollback.tasks
+    assert isinstance(task, StepOperator) and task.image == "ct-promote:latest"
+    assert task.command == "--rollback"
+    assert task.retries == 0  # a retry after a half-done rollback could go back one version too far
 
 
 def test_the_data_check_never_reschedules(dag) -> None:
@@ -93,6 +137,8 @@ def test_params_default_to_the_stack_settings(dag) -> None:
     assert dag.params["threshold"] == 0.85
     assert dag.params["metric"] == "f1"
     assert dag.params["force"] is False
+    assert dag.params["tolerance"] == 0.0
+    assert dag.params["auto_approve"] is False
     assert dag.params["wait_for_data_minutes"] is None
     assert dag.params["xgb_params"] == {}
 
@@ -107,6 +153,9 @@ def test_every_task_notifies_when_it_fails_and_the_gate_when_it_stops(dag) -> No
     assert len(stop) == 1 and isinstance(stop[0], HttpNotifier)
     assert "quality_gate" in stop[0].json["reason"]
     assert {"dag_id", "run_id", "task_id", "reason", "url", "text"} <= set(stop[0].json)
+    kept = dag.get_task("keep_production").on_success_callback
+    assert len(kept) == 1 and kept[0].json["outcome"] == "rejected"
+    assert "keep_production" in kept[0].json["reason"]
 
 
 def test_the_permanent_failure_exit_code_is_the_steps_own() -> None:

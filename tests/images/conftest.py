@@ -15,6 +15,7 @@ STEP_MODULES = {
     "train": "train",
     "evaluate": "evaluate",
     "register": "register",
+    "promote": "promote",
     "publish": "publish_data",
 }
 SERVICES = ("airflow", "mlflow", "seaweedfs", "postgres")

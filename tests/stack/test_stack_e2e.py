@@ -1,9 +1,12 @@
 """The stack and the DAG, for real: `make up` from nothing, DAG runs through Airflow's REST API.
 
-The tests run in file order on one stack: the first scheduled run trains, a
-forced run registers, a run above any model's reach stops and notifies, a run
-with nothing new is skipped at once, publishing a file starts a run by itself,
-S3 going away mid-run is survived by a retry, a task marked failed notifies and
+The tests run in file order on one stack: the first scheduled run trains and
+its model is approved for Production through the REST API, a forced run is
+compared with the Staging model on the same rows, registers and is approved, a
+run above any model's reach stops and notifies, a run with nothing new is
+skipped at once, publishing a file starts a run by itself whose model is
+rejected (Production unchanged), `make rollback` serves the version before, S3
+going away mid-run is survived by a retry, a task marked failed notifies and
 leaves no container, a corrupt data version fails at once, and a restart keeps
 every run, model and dataset.
 """
@@ -41,6 +44,7 @@ def get_json(url: str) -> dict:
 def trigger(stack: Stack, conf: dict) -> str:
     client = stack.airflow()
     client.wait_for_dag()
+    assert client.pending_approvals() == [], "an earlier test left a promotion waiting for an answer"
     client.wait_until_idle()  # e.g. the scheduled run the daily schedule starts with the stack
     run_id = client.trigger(conf)
     stack.runs.append(run_id)
@@ -57,6 +61,20 @@ def follow(stack: Stack, run_id: str) -> tuple[str, dict]:
 
 def run_dag(stack: Stack, conf: dict) -> tuple[str, dict]:
     return follow(stack, trigger(stack, conf))
+
+
+def answer(stack: Stack, run_id: str, option: str) -> tuple[str, dict]:
+    """Answer the run's promotion request through the REST API, as a person in the UI does."""
+    client = stack.airflow()
+    assert client.task_states(run_id)["approve_promotion"] == "awaiting_input"
+    response = client.answer_approval(run_id, option)
+    assert response["chosen_options"] == [option]
+    wait_for_state(stack, run_id, "approve_promotion", {"success", "failed"})
+    return follow(stack, run_id)
+
+
+def production(stack: Stack):
+    return mlflow_client(stack).get_model_version_by_alias("ct-xgboost", "production")
 
 
 def wait_for_state(stack: Stack, run_id: str, task_id: str, states: set[str], timeout: float = 300) -> str:
@@ -147,26 +165,48 @@ def test_the_first_scheduled_run_of_a_fresh_stack_succeeds_or_skips_never_fails(
     run_id = scheduled[0]["dag_run_id"]
     stack.runs.append(run_id)
     state, tasks = follow(stack, run_id)
-    assert state == "success", tasks
-    assert tasks["check_for_new_data"] in ("success", "skipped")
     assert client.failed_tries(run_id) == []
-
-
-def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack) -> None:
-    # force: the first scheduled run has trained on this data version already.
-    state, tasks = run_dag(stack, {"force": True})
+    assert tasks["check_for_new_data"] in ("success", "skipped")
+    if state == "awaiting_input":  # it registered the stack's first model: a person approves it
+        assert tasks["register_model"] == "success"
+        assert "waiting for approval" in client.outcome(run_id)
+        state, tasks = answer(stack, run_id, "Approve")
+        assert tasks["promote_model"] == "success", tasks
+        assert production(stack).version == staging(stack).version
     assert state == "success", tasks
+
+
+def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_is_approved(
+    stack: Stack,
+) -> None:
+    if not versions_in_stage(stack, "Production"):  # the first scheduled run skipped: make one
+        assert run_dag(stack, {"force": True, "auto_approve": True})[0] == "success"
+    champion, serving = staging(stack), production(stack)
+    # force: the first scheduled run has trained on this data version already.
+    run_id = trigger(stack, {"force": True})
+    state, tasks = follow(stack, run_id)
+    assert state == "awaiting_input", tasks
     assert tasks["register_model"] == "success"
     assert tasks["stop_pipeline"] == "skipped"
 
     version = staging(stack)
     client = mlflow_client(stack)
     run = client.get_run(version.run_id)
+    # The Staging model was scored on this run's own test rows, and both numbers are in the run.
+    evaluated = stack.airflow().xcom(run_id, "evaluate_model")
+    assert evaluated["champion"]["version"] == champion.version and evaluated["champion"]["scored"]
+    for name in ("f1", "accuracy", "roc_auc"):
+        assert run.data.metrics[f"challenger.{name}"] == run.data.metrics[name]
+        assert run.data.metrics[f"champion.{name}"] == evaluated["champion"]["metrics"][name]
+    assert run.data.tags["gate.decision"] == "passed"
+    assert f"the Staging model (version {champion.version}: " in run.data.tags["gate.reason"]
+    assert "on the same test split" in run.data.tags["gate.reason"]
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
-    assert {"model.pkl", "metrics.json", "confusion_matrix.png"} <= artifacts
+    assert {"model.pkl", "metrics.json", "confusion_matrix.png", "champion_vs_challenger.png"} <= artifacts
     with tempfile.TemporaryDirectory() as tmp:
         metrics_file = Path(client.download_artifacts(version.run_id, "metrics.json", tmp))
-        assert json.loads(metrics_file.read_text(encoding="utf-8")) == run.data.metrics
+        logged = {k: v for k, v in run.data.metrics.items() if "." not in k}
+        assert json.loads(metrics_file.read_text(encoding="utf-8")) == logged
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                             text=True, check=True).stdout.strip()
@@ -176,12 +216,24 @@ def test_a_triggered_run_registers_a_staging_model_with_provenance(stack: Stack)
     for step in ("prepare", "train", "evaluate", "register"):
         assert f"ct-{step}:" in version.tags[f"image.{step}"]
         assert "@sha256:" in version.tags[f"image.{step}"]
-    # Exactly one version is in the Staging stage, the one with the alias.
-    assert versions_in_stage(stack, "Staging") == [version.version]
+    # Until a person answers, Production is what it was.
+    assert production(stack).version == serving.version
+
+    state, tasks = answer(stack, run_id, "Approve")
+    assert state == "success", tasks
+    assert tasks["promote_model"] == "success" and tasks["keep_production"] == "skipped"
+    promoted = production(stack)
+    assert promoted.version == version.version
+    assert promoted.tags["production.approved_by"] == "admin"
+    assert "@sha256:" in promoted.tags["image.promote"]
+    assert versions_in_stage(stack, "Production") == [version.version]
+    assert stack.airflow().outcome(run_id).endswith(
+        f"production now serves ct-xgboost version {version.version} "
+        f"(was version {serving.version}; approved by admin)")
     # For CI's job summary: what this change did to the model.
     METRICS_REPORT.parent.mkdir(parents=True, exist_ok=True)
     METRICS_REPORT.write_text(json.dumps({
-        "model": "ct-xgboost", "version": version.version, "metrics": run.data.metrics,
+        "model": "ct-xgboost", "version": version.version, "metrics": logged,
         "data_version": version.tags["data_version"],
     }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -253,13 +305,40 @@ def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack
         time.sleep(1)
     print(f"measure: a run started {time.monotonic() - published_at:.1f}s after make publish began")
     assert new[0]["run_type"] == "asset_triggered"
-    stack.runs.append(new[0]["dag_run_id"])
-    state, tasks = follow(stack, new[0]["dag_run_id"])
-    assert state == "success", tasks
+    run_id = new[0]["dag_run_id"]
+    stack.runs.append(run_id)
+    serving = production(stack)
+    state, tasks = follow(stack, run_id)
+    assert state == "awaiting_input", tasks
     assert tasks["register_model"] == "success", tasks
     version = staging(stack)
     assert version.tags["data_version"] == md5
-    assert versions_in_stage(stack, "Staging") == [version.version]
+
+    # A person rejects it: it stays the Staging model, Production is unchanged and they hear of it.
+    state, tasks = answer(stack, run_id, "Reject")
+    assert state == "success", tasks
+    assert tasks["keep_production"] == "success" and tasks["promote_model"] == "skipped"
+    assert production(stack).version == serving.version
+    assert staging(stack).version == version.version
+    message = stack.notifications.wait_for(run_id=run_id, task_id="keep_production")
+    assert message["outcome"] == "rejected"
+    assert message["reason"] == (f"version {version.version} stays in Staging (Reject by admin): "
+                                 f"Production is unchanged and serves version {serving.version}")
+
+
+def test_make_rollback_serves_the_version_approved_before(stack: Stack) -> None:
+    serving = production(stack)
+    approved = [v for v in mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")
+                if "production.promoted_at" in v.tags and v.version != serving.version]
+    before = max(approved, key=lambda v: v.tags["production.promoted_at"])
+    done = stack_command("make", "rollback")
+    run_id = done.stdout.strip().splitlines()[0].split(" run ", 1)[1].split(" ", 1)[0]
+    stack.runs.append(run_id)
+    assert done.stdout.strip().splitlines()[-1] == (
+        f"rollback_production: production now serves ct-xgboost version {before.version} "
+        f"(rolled back from version {serving.version})"), done.stdout
+    assert production(stack).version == before.version
+    assert versions_in_stage(stack, "Production") == [before.version]
 
 
 def test_a_file_that_fails_validation_is_not_published_and_starts_nothing(
@@ -276,7 +355,7 @@ def test_a_file_that_fails_validation_is_not_published_and_starts_nothing(
 
 
 def test_s3_gone_for_30_seconds_during_training_is_survived_by_a_retry(stack: Stack) -> None:
-    run_id = trigger(stack, {"force": True})
+    run_id = trigger(stack, {"force": True, "auto_approve": True})
     wait_for_state(stack, run_id, "train_model", {"queued", "running"})
     compose("stop", "s3")
     time.sleep(30)

@@ -27,6 +27,12 @@ DATA_BUCKET = os.environ.get("S3_DATA_BUCKET", "dvc-data")
 DATASET_NAME = os.environ.get("DATASET_NAME", "breast_cancer")
 DEFAULT_THRESHOLD = float(os.environ.get("QUALITY_THRESHOLD", "0.85"))
 DEFAULT_METRIC = os.environ.get("QUALITY_METRIC", "f1")
+# Promotion: approve without a person (an unattended stack), and how long a request waits
+# for one before it counts as rejected (a pending approval holds the DAG's next run).
+AUTO_APPROVE = os.environ.get("CT_AUTO_APPROVE", "false").strip().lower() in ("1", "true", "yes")
+APPROVAL_TIMEOUT_HOURS = float(os.environ.get("CT_APPROVAL_TIMEOUT_HOURS", "24"))
+# Where a person's browser reaches the MLflow UI (links in the approval request).
+MLFLOW_UI_URL = os.environ.get("CT_MLFLOW_UI_URL", "http://localhost:5000").rstrip("/")
 # The webhook itself is the Airflow connection NOTIFY_CONN_ID (AIRFLOW_CONN_CT_NOTIFY).
 NOTIFY_WEBHOOK_SET = bool(os.environ.get("CT_NOTIFY_WEBHOOK", "").strip())
 NOTIFY_CONN_ID = "ct_notify"

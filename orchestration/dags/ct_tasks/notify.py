@@ -1,4 +1,4 @@
-"""Notifications to a person: a failed task, or a run the quality gate stopped.
+"""Notifications to a person: a failed task, a run the quality gate stopped, a rejected promotion.
 
 Airflow's own notifier mechanism does the sending: the http provider's
 `HttpNotifier`, attached as `on_failure_callback` to every task and as
@@ -55,3 +55,9 @@ def on_task_failure() -> list[Any]:
 def on_gate_stop() -> list[Any]:
     """Callbacks for the gate's stop: the gate's reason, with both numbers."""
     return _notifiers("stopped", "stopped by the quality gate, nothing registered", GATE_REASON)
+
+
+def on_promotion_kept() -> list[Any]:
+    """Callbacks for a version a person rejected (or nobody approved in time): Production unchanged."""
+    return _notifiers("rejected", "not promoted, Production unchanged",
+                      "{{ ti.xcom_pull(task_ids='keep_production', key='reason') }}")

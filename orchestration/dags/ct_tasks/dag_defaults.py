@@ -1,0 +1,19 @@
+"""What every DAG of the stack shares: no backfill, one run at a time, notified failures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ct_tasks import notify
+
+
+def dag_arguments() -> dict[str, Any]:
+    """Keyword arguments every DAG of the stack passes to DAG()."""
+    return {
+        "start_date": datetime(2026, 1, 1),
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["ct", "xgboost"],
+        "default_args": {"on_failure_callback": notify.on_task_failure()},
+    }
