@@ -103,6 +103,11 @@ reject: ## Reject the model version waiting for promotion: Production stays as i
 rollback: ## Serve the model version approved before the current Production one again
 	@python3 infra/scripts/airflow_client.py --rollback
 
+.PHONY: score
+score: ## Score FILE (CSV or Parquet) with the Production model: publishes it, follows batch_scoring to its one-line end
+	@since="$$(date -u +%Y-%m-%dT%H:%M:%S)"; infra/scripts/publish.sh --to-score "$(FILE)" \
+	  && python3 infra/scripts/airflow_client.py --follow-scoring-since "$$since"
+
 .PHONY: publish
 publish: ## Publish FILE (CSV or Parquet) as a new data version; the training run starts by itself
 	@infra/scripts/publish.sh "$(FILE)"

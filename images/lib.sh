@@ -9,10 +9,10 @@ LOG_DIR="${LOG_DIR:-${TMPDIR:-/tmp}/ct-images}"
 # Step image name -> "<lock name> <pipeline_steps module>".
 declare -A STEPS=(
   [check-data]="check-data check_data" [prepare]="prepare prepare" [train]="train train"
-  [evaluate]="evaluate evaluate" [register]="register register" [promote]="register promote"
+  [evaluate]="evaluate evaluate" [register]="register register" [promote]="register promote" [predict]="train predict"
   [publish]="publish publish_data"
 )
-STEP_ORDER=(check-data prepare train evaluate register promote publish)
+STEP_ORDER=(check-data prepare train evaluate register promote predict publish)
 SERVICE_ORDER=(airflow mlflow seaweedfs postgres)
 
 say() { echo "images: $*" >&2; }

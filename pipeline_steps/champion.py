@@ -11,21 +11,16 @@ in one line and the gate decides on the threshold alone.
 from __future__ import annotations
 
 import logging
-import pickle
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline_steps import tracking
+from pipeline_steps import registry_model, tracking
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.model import LabelledModel
 
 log = logging.getLogger(__name__)
-# Where the registered pyfunc (registry_model.py) keeps the pickled LabelledModel.
-PICKLE_IN_MODEL = Path("artifacts") / tracking.MODEL_FILE
 
 
 @dataclass
@@ -43,24 +38,12 @@ def load(client: Any, model_name: str) -> Champion | None:
     version = tracking.staging_version(client, model_name)
     if version is None:
         return None
-    # pylint: disable=import-outside-toplevel
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    uri = f"models:/{model_name}@{tracking.STAGING_ALIAS}"
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-            model = pickle.loads((local / PICKLE_IN_MODEL).read_bytes())
-        except MlflowException as exc:
-            if exc.get_http_status_code() >= 500:
-                raise tracking.service_error(exc, f"cannot download {uri}") from None
-            return Champion(str(version.version), version.run_id, None, f"cannot be loaded ({exc.message})")
-        except (OSError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
-            return Champion(str(version.version), version.run_id, None, f"cannot be loaded ({exc})")
-    if not isinstance(model, LabelledModel):
-        return Champion(str(version.version), version.run_id, None,
-                        f"cannot be loaded (its {PICKLE_IN_MODEL} holds a {type(model).__name__})")
+    try:
+        model = registry_model.load_labelled_model(model_name, tracking.STAGING_ALIAS)
+    except PipelineError as exc:
+        if exc.retryable:
+            raise
+        return Champion(str(version.version), version.run_id, None, f"cannot be loaded ({exc})")
     return Champion(str(version.version), version.run_id, model)
 
 

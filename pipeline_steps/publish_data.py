@@ -15,6 +15,7 @@ daily run. If that fails the version is still published, and the error says so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -100,10 +101,20 @@ def _announce_version(settings: Settings, pointer: dict[str, Any]) -> dict[str, 
     return {"announced": True, "asset_event_id": event.get("id")}
 
 
-def publish(settings: Settings, store: Storage, payload: bytes, name: str) -> dict[str, Any]:
-    """Validate, push and point to ``payload`` as the newest version of the dataset; announce it."""
+def publish(settings: Settings, store: Storage, payload: bytes, name: str,
+            to_score: bool = False) -> dict[str, Any]:
+    """Validate, push and point to ``payload`` as the newest version of the dataset; announce it.
+
+    ``to_score``: a table for batch scoring, published as ``<dataset>_to_score`` (its
+    own pointer and Asset, which starts batch_scoring). It needs no labels, so it is
+    only checked to be a readable, non-empty table here; predict checks its columns
+    against the Production model's.
+    """
     frame = data.load_table(payload, name, settings.csv_delimiter)
-    validation.clean_for(settings, frame, name)
+    if to_score:
+        settings = dataclasses.replace(settings, dataset_name=settings.scoring_dataset_name)
+    else:
+        validation.clean_for(settings, frame, name)
     store.require_bucket(settings.s3.data_bucket)
     md5 = dvc_push(settings, payload, name)
     if md5 != data.md5_hex(payload):
@@ -154,8 +165,11 @@ def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         published = store.read_json(settings.published_pointer_uri)
         log.info("%s already has version %s published", settings.dataset_name, published["md5"])
         return {**published, **NOT_ANNOUNCED, "already_published": True}
+    if args.to_score and not args.file:
+        raise UsageError("--to-score needs --file: the table to score")
     if args.file:
-        return publish(settings, store, _read_file(args.file), args.name or Path(args.file).name)
+        return publish(settings, store, _read_file(args.file), args.name or Path(args.file).name,
+                       to_score=args.to_score)
     if args.if_unpublished and settings.dataset_name not in BUILTIN:
         log.warning("%r is not a built-in table: publish it with make publish FILE=...",
                     settings.dataset_name)
@@ -182,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--name", type=_file_name,
         help="file name recorded in the pointer (default: the file's own); required with --file -",
+    )
+    parser.add_argument(
+        "--to-score", action="store_true",
+        help="publish the file as a table to score with the Production model (starts batch_scoring)",
     )
     parser.add_argument(
         "--create-buckets", action="store_true", help="first create the stack's buckets if missing"

@@ -18,9 +18,14 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from pipeline_steps.errors import PipelineError
 from pipeline_steps.model import LabelledModel
 
 INPUT_EXAMPLE_ROWS = 5
+# Where the logged pyfunc keeps the pickled LabelledModel (``artifacts={"model": ...}``).
+PICKLE_IN_MODEL = Path("artifacts") / "model.pkl"
+# Shipped with every logged model (code_paths): what unpickling it needs, and no more
+# (this module imports nothing else of the package at its top level).
 _SHIPPED_MODULES = ("__init__.py", "errors.py", "schema.py", "model.py", "registry_model.py")
 
 
@@ -74,3 +79,30 @@ def log(model: LabelledModel, model_bytes: bytes, train_frame: pd.DataFrame, nam
                 f"scikit-learn=={sklearn.__version__}",
             ],
         )
+
+
+def load_labelled_model(model_name: str, alias: str) -> LabelledModel:
+    """The :class:`LabelledModel` behind ``models:/<name>@<alias>``, from the registry.
+
+    The model's own files are downloaded and its pickle read; its shipped code is
+    not put on ``sys.path``, so the step's modules stay the ones it imported. A
+    model that cannot be read is a PipelineError naming it (retryable when MLflow
+    or S3 failed).
+    """
+    # pylint: disable=import-outside-toplevel
+    from mlflow.exceptions import MlflowException
+
+    from pipeline_steps import tracking  # not at the top: it is not shipped with the model
+
+    uri = f"models:/{model_name}@{alias}"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            model = pickle.loads((local / PICKLE_IN_MODEL).read_bytes())
+        except MlflowException as exc:
+            raise tracking.service_error(exc, f"cannot download {uri}") from None
+        except (OSError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+            raise PipelineError(f"cannot load {uri}: {exc}") from None
+    if not isinstance(model, LabelledModel):
+        raise PipelineError(f"cannot load {uri}: its {PICKLE_IN_MODEL} holds a {type(model).__name__}")
+    return model

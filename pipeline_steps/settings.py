@@ -76,6 +76,10 @@ class AirflowApiSettings:
     password: str = field(repr=False)
 
 
+# Tables to score are published like training data, as the dataset "<DATASET_NAME>_to_score".
+SCORING_SUFFIX = "_to_score"
+
+
 @dataclass(frozen=True)
 class Settings:  # pylint: disable=too-many-instance-attributes  # one flat record, read in one place
     """The whole configuration of a step run."""
@@ -102,6 +106,11 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # one flat reco
     def published_pointer_uri(self) -> str:
         """Where the newest published data version of the dataset is announced."""
         return f"s3://{self.s3.data_bucket}/published/{self.dataset_name}.json"
+
+    @property
+    def scoring_dataset_name(self) -> str:
+        """The dataset name tables to score are published under (batch_scoring's Asset)."""
+        return f"{self.dataset_name}{SCORING_SUFFIX}"
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

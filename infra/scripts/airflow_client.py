@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Trigger a DAG through Airflow's REST API, follow it, and say in one line what happened.
 
-`make run`, `make follow`, `make approve`, `make reject` and `make rollback` call
-this; the stack tests use the same client. Standard library
+`make run`, `make follow`, `make approve`, `make reject`, `make rollback` and
+`make score` call this; the stack tests use the same client. Standard library
 only (its HTTP and Airflow login are the steps' own, `pipeline_steps.rest` and
 `pipeline_steps.announce`, which need nothing else), so it runs with any python3
 on the host. The last line printed is the
@@ -35,6 +35,8 @@ from pipeline_steps.settings import AirflowApiSettings
 
 DAG_ID = "ml_training_pipeline"
 ROLLBACK_DAG_ID = "rollback_production"
+SCORING_DAG_ID = "batch_scoring"
+SCORE_TASK = "score_table"
 FINISHED = {"success", "failed"}
 AWAITING = "awaiting_input"  # a human-in-the-loop task waiting for a person's answer
 APPROVAL_TASK = "approve_promotion"
@@ -102,6 +104,17 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id} still has active runs after {timeout:.0f}s")
             time.sleep(2)
+
+    def first_run_since(self, since: str, dag_id: str = DAG_ID, timeout: float = 60) -> str:
+        """The first run queued at or after ``since`` (ISO UTC), waiting for it to appear."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = [run for run in self.runs(dag_id) if (run.get("queued_at") or "") >= since]
+            if runs:
+                return runs[0]["dag_run_id"]
+            if time.monotonic() > deadline:
+                raise PipelineError(f"no {dag_id} run started since {since} (after {timeout:.0f}s)")
+            time.sleep(1)
 
     def latest_run_id(self, dag_id: str = DAG_ID) -> str:
         """The active run's id (the one `make publish` just started, say), else the newest run's."""
@@ -199,24 +212,39 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
     def outcome(self, run_id: str, dag_id: str = DAG_ID) -> str:
         """What the run did, in one line."""
         states = self.task_states(run_id, dag_id)
-        if dag_id == ROLLBACK_DAG_ID and states.get(ROLLBACK_DAG_ID) == "success":
-            return (self.xcom(run_id, ROLLBACK_DAG_ID, dag_id=dag_id) or {}).get("message", "rolled back")
-        if states.get("register_model") == "success":
-            registered = self.xcom(run_id, "register_model", dag_id=dag_id) or {}
-            reason = self.xcom(run_id, "quality_gate", "reason", dag_id)
-            done = (f"registered {registered.get('model_name')} version {registered.get('version')} "
-                    f"as {registered.get('alias')}: {reason}")
-            return f"{done}; {self.promotion_outcome(run_id, states, dag_id)}"
-        if states.get("stop_pipeline") == "success":
-            reason = self.xcom(run_id, "quality_gate", "reason", dag_id)
-            return f"stopped at the quality gate, nothing registered: {reason}"
-        if states.get("check_for_new_data") == "skipped":
-            reason = self.xcom(run_id, "check_for_new_data", "reason", dag_id)
-            return f"skipped: {reason or 'no data version is newer than the Staging models'}"
+        said = (self._training_outcome(run_id, states) if dag_id == DAG_ID
+                else self._step_outcome(run_id, states, dag_id))
+        if said:
+            return said
         failed = [task for task, state in states.items() if state == "failed"]
         if failed:
             return f"failed at {failed[0]}, nothing registered: {self.error_line(run_id, failed[0], dag_id)}"
         return f"run ended {self.run(run_id, dag_id)['state']}"
+
+    def _step_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str) -> str | None:
+        """A one-step DAG (rollback, scoring): the step's own message, or why it was skipped."""
+        task = SCORE_TASK if dag_id == SCORING_DAG_ID else ROLLBACK_DAG_ID
+        if states.get(task) == "skipped":
+            return f"skipped: {self.xcom(run_id, task, 'reason', dag_id)}"
+        if states.get(task) == "success":
+            return str((self.xcom(run_id, task, dag_id=dag_id) or {}).get("message", "done"))
+        return None
+
+    def _training_outcome(self, run_id: str, states: dict[str, str | None]) -> str | None:
+        """Registered (and what became of it), stopped at the gate, or skipped; None otherwise."""
+        if states.get("register_model") == "success":
+            registered = self.xcom(run_id, "register_model") or {}
+            reason = self.xcom(run_id, "quality_gate", "reason")
+            done = (f"registered {registered.get('model_name')} version {registered.get('version')} "
+                    f"as {registered.get('alias')}: {reason}")
+            return f"{done}; {self.promotion_outcome(run_id, states)}"
+        if states.get("stop_pipeline") == "success":
+            reason = self.xcom(run_id, "quality_gate", "reason")
+            return f"stopped at the quality gate, nothing registered: {reason}"
+        if states.get("check_for_new_data") == "skipped":
+            reason = self.xcom(run_id, "check_for_new_data", "reason")
+            return f"skipped: {reason or 'no data version is newer than the Staging models'}"
+        return None
 
     def promotion_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str = DAG_ID) -> str:
         """What became of a registered version: waiting for a person, promoted, or kept out."""
@@ -284,6 +312,8 @@ def main() -> int:
                         help="answer the pending promotion request (make approve / make reject)")
     action.add_argument("--rollback", action="store_true",
                         help=f"trigger {ROLLBACK_DAG_ID} (make rollback)")
+    action.add_argument("--follow-scoring-since", metavar="ISO_TIME",
+                        help=f"follow the first {SCORING_DAG_ID} run queued since then (make score)")
     parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or
                         str(Path(__file__).resolve().parents[2] / ".env"))
     args = parser.parse_args()
@@ -292,7 +322,8 @@ def main() -> int:
         env = read_env_file(Path(args.env_file))
         url = f"http://localhost:{os.environ.get('AIRFLOW_PORT', env.get('AIRFLOW_PORT', '8080'))}"
         client = AirflowClient(url, "admin", env["AIRFLOW_ADMIN_PASSWORD"])
-        dag_id = ROLLBACK_DAG_ID if args.rollback else DAG_ID
+        dag_id = (ROLLBACK_DAG_ID if args.rollback
+                  else SCORING_DAG_ID if args.follow_scoring_since else DAG_ID)
         client.wait_for_dag(dag_id)
         if args.answer:
             pending = client.pending_approvals()
@@ -301,9 +332,10 @@ def main() -> int:
             run_id = pending[-1]
             client.answer_approval(run_id, args.answer)
             print(f"answered {args.answer} for {DAG_ID} run {run_id}", flush=True)
-        elif args.follow_latest:
-            run_id = client.latest_run_id()
-            print(f"following {DAG_ID} run {run_id} (UI: {url}/dags/{DAG_ID})", flush=True)
+        elif args.follow_latest or args.follow_scoring_since:
+            run_id = (client.first_run_since(args.follow_scoring_since, dag_id)
+                      if args.follow_scoring_since else client.latest_run_id())
+            print(f"following {dag_id} run {run_id} (UI: {url}/dags/{dag_id})", flush=True)
         else:
             run_id = client.trigger(conf, dag_id)
             print(f"triggered {dag_id} run {run_id} (UI: {url}/dags/{dag_id})", flush=True)

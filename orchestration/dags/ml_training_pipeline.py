@@ -26,10 +26,7 @@ DATA_ASSET = Asset(
     uri=f"s3://{deployment.DATA_BUCKET}/published/{deployment.DATASET_NAME}.json",
 )
 DATA_VERSION = "{{ ti.xcom_pull(task_ids='check_for_new_data')['latest_version'] }}"
-RUN_PREFIX = (
-    f"s3://{deployment.RUNS_BUCKET}/runs/"
-    "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}"
-)
+RUN_PREFIX = f"s3://{deployment.RUNS_BUCKET}/runs/{deployment.RUN_ID_PATH}"
 
 
 with DAG(

@@ -39,7 +39,7 @@ STEP_IMAGES = {
 
 def test_the_dag_folder_has_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dags) == ["ml_training_pipeline", "rollback_production"]
+    assert sorted(dagbag.dags) == ["batch_scoring", "ml_training_pipeline", "rollback_production"]
 
 
 def test_a_broken_dag_file_is_reported_as_an_import_error(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_step_containers_are_safe_to_retry(dag) -> None:
         assert task.mount_tmp_dir is False
         assert task.network_mode == "mlops"
         assert "AWS_SECRET_ACCESS_KEY" not in task.environment
-        assert task.environment["XGB_PARAMS"] == "{{ params.xgb_params | tojson }}"
+        assert task.environment["XGB_PARAMS"] == "{{ (params.get('xgb_params') or {}) | tojson }}"
         assert "--output s3://pipeline-runs/runs/{{ dag_run.run_id" in task.command
 
 
@@ -160,3 +160,14 @@ def test_every_task_notifies_when_it_fails_and_the_gate_when_it_stops(dag) -> No
 
 def test_the_permanent_failure_exit_code_is_the_steps_own() -> None:
     assert deployment.EXIT_PERMANENT == cli.EXIT_PERMANENT
+
+
+def test_batch_scoring_runs_when_a_table_to_score_is_published(dagbag) -> None:
+    scoring = dagbag.dags["batch_scoring"]
+    assert "s3://dvc-data/published/breast_cancer_to_score.json" in repr(scoring.timetable.asset_condition)
+    [task] = scoring.tasks
+    assert isinstance(task, StepOperator) and task.image == "ct-predict:latest"
+    assert task.command == ("--input '{{ params.input or '' }}' --output s3://pipeline-runs/predictions/"
+                            "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}")
+    assert scoring.params["input"] is None
+    assert scoring.max_active_runs == 1 and scoring.catchup is False

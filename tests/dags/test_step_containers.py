@@ -14,7 +14,7 @@ import uuid
 
 import docker
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from ct_tasks.steps import LABEL_RUN, StepOperator, StepResultError
 
@@ -114,3 +114,24 @@ def test_the_real_step_cli_exits_permanent_on_a_bad_setting() -> None:
         operator.execute({"run_id": f"test-{uuid.uuid4().hex[:12]}"})
     assert str(failure.value).startswith("error: check_data: S3_ENDPOINT_URL must start with http://")
     assert str(failure.value).endswith("(exit code 3: no retry can fix this)")
+
+
+class PushedXCom:
+    """The one TaskInstance call a skipping step makes."""
+
+    def __init__(self) -> None:
+        self.pushed: dict = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def test_a_step_with_nothing_to_do_skips_its_task_and_says_why(docker_api) -> None:
+    run_id, ti = f"test-{uuid.uuid4().hex[:12]}", PushedXCom()
+    script = 'import json; print(json.dumps({"step": "predict", "skip_reason": "no Production model"}))'
+    operator = StepOperator(task_id="probe", step="check-data", entrypoint=["python"],
+                            command=["-c", script], network_mode="bridge")
+    with pytest.raises(AirflowSkipException, match="^skipped: no Production model$"):
+        operator.execute({"run_id": run_id, "ti": ti})
+    assert ti.pushed == {"reason": "no Production model"}
+    assert containers_of(docker_api, run_id) == []

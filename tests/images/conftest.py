@@ -16,6 +16,7 @@ STEP_MODULES = {
     "evaluate": "evaluate",
     "register": "register",
     "promote": "promote",
+    "predict": "predict",
     "publish": "publish_data",
 }
 SERVICES = ("airflow", "mlflow", "seaweedfs", "postgres")

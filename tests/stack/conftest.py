@@ -133,16 +133,30 @@ class Stack:
                             aws_access_key_id=self.env["S3_ACCESS_KEY"],
                             aws_secret_access_key=self.env["S3_SECRET_KEY"])
 
+    def _find_run(self, run_id: str) -> tuple[str, dict[str, Any]]:
+        """The DAG a run id belongs to (the tests start runs of every DAG of the stack), and the run."""
+        client = self.airflow()
+        for dag_id in DAG_IDS:
+            try:
+                return dag_id, client.run(run_id, dag_id)
+            except Exception:  # pylint: disable=broad-exception-caught  # not this DAG's run
+                continue
+        raise LookupError(f"no DAG has a run {run_id}")
+
     def evidence(self) -> str:
         """For each run of the current test: task states, failed tries' whole logs, scheduler log."""
         client, sections = self.airflow(), []
         for run_id in self.runs:
-            run = client.run(run_id)
-            sections.append(f"##### run {run_id}: {run['state']} {client.task_states(run_id)}")
-            sections.append(client.failure_evidence(run_id) or "(no failed try)")
+            dag_id, run = self._find_run(run_id)
+            states = client.task_states(run_id, dag_id)
+            sections.append(f"##### {dag_id} run {run_id}: {run['state']} {states}")
+            sections.append(client.failure_evidence(run_id, dag_id) or "(no failed try)")
             sections.append(f"##### scheduler log from {run.get('queued_at')} to {run.get('end_date')}")
             sections.append(scheduler_log(run.get("queued_at"), run.get("end_date")))
         return "\n".join(sections)
+
+
+DAG_IDS = ("ml_training_pipeline", "batch_scoring", "rollback_production")
 
 
 def scheduler_log(since: str | None, until: str | None) -> str:

@@ -13,6 +13,7 @@ every run, model and dataset.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import tempfile
@@ -23,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
 from tests.stack.conftest import REPO, Stack, compose, stack_command
@@ -71,6 +73,12 @@ def answer(stack: Stack, run_id: str, option: str) -> tuple[str, dict]:
     assert response["chosen_options"] == [option]
     wait_for_state(stack, run_id, "approve_promotion", {"success", "failed"})
     return follow(stack, run_id)
+
+
+def scored_by(stack: Stack, run_id: str) -> dict:
+    """The record a batch_scoring run wrote next to its predictions."""
+    key = f"predictions/{run_id.replace(':', '-').replace('+', '-')}/predictions.json"
+    return json.loads(stack.s3().get_object(Bucket="pipeline-runs", Key=key)["Body"].read())
 
 
 def production(stack: Stack):
@@ -156,6 +164,32 @@ def test_the_buckets_exist_and_the_first_dataset_is_published(stack: Stack) -> N
     assert head["ContentLength"] > 100_000
 
 
+def table_to_score(stack: Stack, folder: Path, rows: int = 50) -> Path:
+    """The published training table without its labels: what a user brings to be scored."""
+    current = stack.s3().get_object(Bucket="dvc-data", Key=data_object_key(published_pointer(stack)["md5"]))
+    lines = current["Body"].read().decode().splitlines()[: rows + 1]
+    target = lines[0].split(",").index("target")
+    path = folder / "to_score.csv"
+    path.write_text("\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != target)
+                              for line in lines) + "\n", encoding="utf-8")
+    return path
+
+
+def make_score(stack: Stack, file: Path) -> tuple[str, str]:
+    """`make score FILE=...` as a user runs it: its batch_scoring run id and its last line."""
+    done = stack_command("make", "score", f"FILE={file}")
+    lines = done.stdout.strip().splitlines()
+    run_id = next(line for line in lines if line.startswith("following batch_scoring run ")).split()[3]
+    stack.runs.append(run_id)
+    return run_id, lines[-1]
+
+
+def test_scoring_before_any_model_is_approved_ends_in_one_line(stack: Stack, tmp_path: Path) -> None:
+    _, last = make_score(stack, table_to_score(stack, tmp_path))
+    assert last == ("batch_scoring: skipped: no Production model of ct-xgboost yet: approve a "
+                    "registered version first (make approve, or Required actions in the Airflow UI)")
+
+
 def test_the_first_scheduled_run_of_a_fresh_stack_succeeds_or_skips_never_fails(stack: Stack) -> None:
     client, deadline = stack.airflow(), time.monotonic() + 300
     client.wait_for_dag()
@@ -236,6 +270,22 @@ def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_
         "model": "ct-xgboost", "version": version.version, "metrics": logged,
         "data_version": version.tags["data_version"],
     }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def test_publishing_a_table_to_score_scores_it_with_the_approved_model(stack: Stack, tmp_path: Path) -> None:
+    serving = production(stack)
+    scored_run, last = make_score(stack, table_to_score(stack, tmp_path))
+    record = scored_by(stack, scored_run)
+    assert record["model_version"] == serving.version and record["rows"] == 50
+    assert last == (f"batch_scoring: scored 50 rows of {record['input']} with ct-xgboost version "
+                    f"{serving.version}: {record['predictions_uri']}")
+    assert record["input"].startswith("breast_cancer_to_score version ")
+    assert "ct-predict:" in record["image"] and "@sha256:" in record["image"]
+    predictions = pd.read_parquet(io.BytesIO(stack.s3().get_object(
+        Bucket="pipeline-runs", Key=record["predictions_uri"].split("/", 3)[3])["Body"].read()))
+    assert len(predictions) == 50
+    assert set(predictions["prediction"]) <= {0, 1}
+    assert {"probability.0", "probability.1"} <= set(predictions.columns)
 
 
 def test_a_run_that_cannot_beat_the_threshold_registers_nothing_and_says_why(stack: Stack) -> None:
@@ -339,6 +389,18 @@ def test_make_rollback_serves_the_version_approved_before(stack: Stack) -> None:
         f"(rolled back from version {serving.version})"), done.stdout
     assert production(stack).version == before.version
     assert versions_in_stage(stack, "Production") == [before.version]
+
+    # The next scoring run (here by hand, on any s3:// file) uses the version rolled back to.
+    key = "inputs/to_score.csv"
+    stack.s3().put_object(Bucket="pipeline-runs", Key=key,
+                          Body=table_to_score(stack, Path(tempfile.mkdtemp()), rows=20).read_bytes())
+    client = stack.airflow()
+    scoring_run = client.trigger({"input": f"s3://pipeline-runs/{key}"}, "batch_scoring")
+    stack.runs.append(scoring_run)
+    assert client.follow(scoring_run, "batch_scoring", timeout=600) == "success"
+    record = scored_by(stack, scoring_run)
+    assert (record["model_version"], record["rows"]) == (before.version, 20)
+    assert record["input"] == f"s3://pipeline-runs/{key}"
 
 
 def test_a_file_that_fails_validation_is_not_published_and_starts_nothing(

@@ -13,7 +13,7 @@ import uuid
 import mlflow
 import pytest
 
-from pipeline_steps import prepare, register, train
+from pipeline_steps import prepare, register, train, versions
 from pipeline_steps.cli import EXIT_PERMANENT, EXIT_RETRYABLE
 from pipeline_steps.data import md5_hex
 from pipeline_steps.datasets import builtin_csv
@@ -105,7 +105,7 @@ def test_a_corrupt_data_version_is_not_retried(
     settings: Settings, store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     version = md5_hex(GOOD_CSV + b"# the bytes that were pushed\n")
-    store.write_bytes(prepare.dvc_object_uri(settings, version), GOOD_CSV)  # not those bytes
+    store.write_bytes(versions.dvc_object_uri(settings, version), GOOD_CSV)  # not those bytes
 
     assert prepare.main(["--data-version", version, "--output", f"{run_prefix}/prepare"]) == EXIT_PERMANENT
     assert error_line(capsys) == (

@@ -25,6 +25,10 @@ WAIT_POKE_SECONDS = int(os.environ.get("CT_WAIT_POKE_SECONDS", "60"))
 RUNS_BUCKET = os.environ.get("S3_RUNS_BUCKET", "pipeline-runs")
 DATA_BUCKET = os.environ.get("S3_DATA_BUCKET", "dvc-data")
 DATASET_NAME = os.environ.get("DATASET_NAME", "breast_cancer")
+# The run's id as an S3 path segment (templated): outputs live under runs/<this>/ or predictions/<this>/.
+RUN_ID_PATH = "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}"
+# pipeline_steps.settings.SCORING_SUFFIX: tables to score are published as "<DATASET_NAME>_to_score".
+SCORING_DATASET_NAME = f"{DATASET_NAME}_to_score"
 DEFAULT_THRESHOLD = float(os.environ.get("QUALITY_THRESHOLD", "0.85"))
 DEFAULT_METRIC = os.environ.get("QUALITY_METRIC", "f1")
 # Promotion: approve without a person (an unattended stack), and how long a request waits

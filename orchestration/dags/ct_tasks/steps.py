@@ -32,7 +32,10 @@ from ct_tasks import deployment
 LABEL_STEP = "ct.step"
 LABEL_RUN = "ct.dag_run"
 CHECK_CONTAINER_TIMEOUT_SECONDS = 300
-XGB_PARAMS_TEMPLATE = "{{ params.xgb_params | tojson }}"
+# The run's xgb_params Param; DAGs without one (rollback, scoring) pass {}.
+XGB_PARAMS_TEMPLATE = "{{ (params.get('xgb_params') or {}) | tojson }}"
+# A step result carrying this key did nothing, for the reason given: the task is skipped.
+SKIP_REASON = "skip_reason"
 
 
 class StepResultError(AirflowFailException):
@@ -116,6 +119,9 @@ def step_defaults() -> dict[str, Any]:
 class StepOperator(DockerOperator):
     """A pipeline step in its own container, on the stack's network; its XCom is the step's result.
 
+    A result with ``skip_reason`` (the step found nothing to do) skips the task, the
+    reason in its log and in the XCom ``reason``.
+
     The container's log lines stream into the task log as DockerOperator does;
     the result is then read from stdout alone, and the container is removed
     whatever happened (also when the task is killed).
@@ -147,7 +153,7 @@ class StepOperator(DockerOperator):
         self.labels = {LABEL_STEP: self.step, LABEL_RUN: str(context.get("run_id", ""))}
         try:
             super().execute(context)  # streams the log; raises when the container exits non-zero
-            return read_result(self.cli, self.container["Id"])
+            result = read_result(self.cli, self.container["Id"])
         except Exception as exc:
             if self._stopped:
                 raise stopped_from_outside() from None
@@ -157,6 +163,11 @@ class StepOperator(DockerOperator):
         finally:
             if self.container:
                 remove_container(self.cli, self.container["Id"])
+        if result.get(SKIP_REASON):
+            # The step found nothing to do (e.g. no Production model to score with): a skip, not a failure.
+            context["ti"].xcom_push(key="reason", value=result[SKIP_REASON])
+            raise AirflowSkipException(f"skipped: {result[SKIP_REASON]}")
+        return result
 
     def on_kill(self) -> None:
         # Removed at once: `docker stop` would wait 10 s for a step that ignores SIGTERM as

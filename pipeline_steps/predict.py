@@ -1,0 +1,116 @@
+"""Step 6: score a table with the Production model; predictions in the user's labels, as Parquet.
+
+The table is the newest one published to score (``make score FILE=...``, the
+dataset ``<DATASET_NAME>_to_score``) or any file given with ``--input``. The model
+is ``models:/<name>@production``, whatever promotion or rollback left there.
+``--output`` gets ``predictions.parquet`` (the table's own columns, then
+``prediction`` in the user's labels and ``probability.<class>`` per class) and
+``predictions.json``, which records the model version and its run, the data
+version (md5 of the table's bytes), the input and the image that scored it.
+With no Production model, or nothing published to score, the step says so in
+its result (``skip_reason``) and scores nothing: Airflow marks the task skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any
+
+import pandas as pd
+
+from pipeline_steps import data, registry_model, storage, tracking
+from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.model import LabelledModel
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+from pipeline_steps.versions import fetch_version
+
+PREDICTIONS_FILE = "predictions.parquet"
+RECORD_FILE = "predictions.json"
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_PREFIX = "probability."
+log = logging.getLogger(__name__)
+
+
+def predictions_frame(model: LabelledModel, table: pd.DataFrame) -> pd.DataFrame:
+    """The table, then the predicted label and each class's probability, row for row."""
+    probabilities = model.predict_proba(table)
+    out = table.reset_index(drop=True).copy()
+    out[PREDICTION_COLUMN] = model.schema.decode(probabilities.argmax(axis=1))
+    for code, label in enumerate(model.schema.classes):
+        out[f"{PROBABILITY_PREFIX}{label}"] = probabilities[:, code]
+    return out
+
+
+def _table_to_score(settings: Settings, store: Storage,
+                    input_uri: str | None) -> tuple[bytes, str] | None:
+    """The bytes to score and where they came from; None when nothing is published to score."""
+    if input_uri:
+        return store.read_bytes(input_uri), input_uri
+    scoring = dataclasses.replace(settings, dataset_name=settings.scoring_dataset_name)
+    pointer_uri = scoring.published_pointer_uri
+    if not store.exists(pointer_uri):
+        return None
+    pointer = store.read_json(pointer_uri)
+    return fetch_version(settings, store, pointer["md5"]), f"{pointer['dataset']} version {pointer['md5']}"
+
+
+def predict(settings: Settings, store: Storage, output_uri: str,
+            input_uri: str | None = None) -> dict[str, Any]:
+    """Score the table with the Production model; write the predictions and their record."""
+    client = tracking.connect(settings)
+    name = settings.model_name
+    version = tracking.version_by_alias(client, name, tracking.PRODUCTION_ALIAS)
+    if version is None:
+        return {"step": "predict", "skip_reason": (
+            f"no Production model of {name} yet: approve a registered version first "
+            "(make approve, or Required actions in the Airflow UI)")}
+    found = _table_to_score(settings, store, input_uri)
+    if found is None:
+        return {"step": "predict", "skip_reason": (
+            f"nothing to score: no table of {settings.scoring_dataset_name!r} is published "
+            "(make score FILE=path/to/table.csv) and no input was given")}
+    payload, source = found
+    table = data.load_table(payload, source, settings.csv_delimiter)
+    model = registry_model.load_labelled_model(name, tracking.PRODUCTION_ALIAS)
+    scored = predictions_frame(model, table)
+    predictions_uri = storage.join(output_uri, PREDICTIONS_FILE)
+    store.write_bytes(predictions_uri, data.to_parquet(scored))
+    record = {
+        "step": "predict",
+        "model_name": name,
+        "model_version": str(version.version),
+        "model_run_id": version.run_id,
+        "data_version": data.md5_hex(payload),
+        "input": source,
+        "rows": int(len(scored)),
+        "classes": list(model.schema.classes),
+        "image": settings.image,
+        "scored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "predictions_uri": predictions_uri,
+    }
+    record["message"] = (f"scored {record['rows']} rows of {source} with {name} version "
+                         f"{record['model_version']}: {predictions_uri}")
+    store.write_json(storage.join(output_uri, RECORD_FILE), record)
+    log.info("%s", record["message"])
+    return record
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    return predict(settings, Storage(settings.s3), args.output, args.input or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = make_parser("predict", __doc__.splitlines()[0])
+    parser.add_argument("--input", default="", help="the table to score (s3:// URI or path); "
+                        "default: the newest one published to score")
+    parser.add_argument("--output", required=True, help="output location (path or s3:// URI)")
+    return run_cli(parser, _handle, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""Published data versions: the DVC objects on the S3 remote, fetched and checked by md5.
+
+Training data and tables to score are published the same way (``publish_data``);
+prepare and predict read a version through this one door.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline_steps import data, storage
+from pipeline_steps.errors import DataValidationError, NotFoundError, PipelineError
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+
+
+def dvc_object_uri(settings: Settings, md5: str) -> str:
+    """Where DVC 3 keeps a file of that md5 on the remote (content-addressed)."""
+    return storage.join(settings.s3.dvc_remote_url, "files", "md5", md5[:2], md5[2:])
+
+
+def fetch_version(settings: Settings, store: Storage, md5: str) -> bytes:
+    """The bytes of a published data version, verified against its md5."""
+    if not re.fullmatch(r"[0-9a-f]{32}", md5):
+        raise PipelineError(f"data version {md5!r} is not a DVC md5 (32 hex characters)")
+    uri = dvc_object_uri(settings, md5)
+    try:
+        payload = store.read_bytes(uri)
+    except NotFoundError:
+        raise NotFoundError(
+            f"data version {md5} is not on the DVC remote {settings.s3.dvc_remote_url}"
+        ) from None
+    if data.md5_hex(payload) != md5:
+        raise DataValidationError(f"data version {md5} on the remote is corrupt (md5 mismatch)")
+    return payload
