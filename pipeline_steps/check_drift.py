@@ -1,0 +1,97 @@
+"""Step 1b: has the data drifted since the Staging model's? An Evidently report and a one-line summary.
+
+Compares the new data version, as prepare split it (train and test together, the
+features and the label), with the data version the Staging model was trained on,
+fetched from the DVC remote. Writes ``drift.json`` (the summary) and
+``drift_report.html`` (Evidently's report) to ``--output``; evaluate logs both to
+the new run and the summary goes into the gate's reason. Drift informs and does
+not block, unless ``--max-share`` is given and more than that share of the
+columns drifted: then the result carries ``skip_reason`` and Airflow skips the
+rest of the run, which registers nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import pandas as pd
+
+from pipeline_steps import data, drift, storage, tracking
+from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.errors import NotFoundError
+from pipeline_steps.settings import Settings
+from pipeline_steps.storage import Storage
+from pipeline_steps.versions import fetch_version
+
+SUMMARY_FILE = "drift.json"
+REPORT_FILE = "drift_report.html"
+log = logging.getLogger(__name__)
+
+
+def _not_measured(manifest: dict[str, Any], reason: str) -> dict[str, Any]:
+    log.info("data drift not measured: %s", reason)
+    return {"step": "check_drift", "data_version": manifest["data_version"], "drift": None,
+            "drift_line": f"data drift not measured: {reason}"}
+
+
+def check_drift(settings: Settings, store: Storage, prepared_uri: str, output_uri: str,
+                max_share: float | None = None) -> dict[str, Any]:
+    """Measure drift against the Staging model's data version; write the summary and the report."""
+    manifest = store.read_manifest(prepared_uri, "prepare")
+    client = tracking.connect(settings)
+    staging = tracking.staging_summary(client, settings.model_name, settings.quality_metric)
+    reference_version = staging.get("data_version") if staging else None
+    if not reference_version:
+        result = _not_measured(manifest, "no Staging model to compare with")
+    elif reference_version == manifest["data_version"]:
+        result = _not_measured(manifest, "the Staging model was trained on this same data version")
+    else:
+        try:
+            raw = fetch_version(settings, store, reference_version)
+        except NotFoundError:
+            result = _not_measured(manifest, f"the Staging model's data version {reference_version} "
+                                             "is not on the DVC remote")
+        else:
+            result = _measure(store, manifest, data.load_table(raw, reference_version), output_uri)
+            result["reference_version"] = reference_version
+    store.write_manifest(output_uri, "check_drift", result)
+    summary = result.get("drift")
+    if max_share is not None and summary and summary["share"] > max_share:
+        result["skip_reason"] = (f"{result['drift_line']}, more than max_drift_share {max_share:.0%}: "
+                                 "nothing trained or registered")
+    return result
+
+
+def _measure(store: Storage, manifest: dict[str, Any], reference: pd.DataFrame,
+             output_uri: str) -> dict[str, Any]:
+    columns = [*manifest["features"], manifest["target"]]
+    current = pd.concat([data.from_parquet(store.read_bytes(manifest[key])) for key in ("train_uri", "test_uri")])
+    summary, html = drift.measure(reference[[c for c in columns if c in reference.columns]], current[columns])
+    report_uri = storage.join(output_uri, REPORT_FILE)
+    store.write_bytes(report_uri, html)
+    store.write_json(storage.join(output_uri, SUMMARY_FILE), summary.to_dict())
+    line = f"data drift since the Staging model's data: {summary.line()}"
+    log.info("%s", line)
+    return {"step": "check_drift", "data_version": manifest["data_version"], "drift": summary.to_dict(),
+            "drift_line": line, "report_uri": report_uri}
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    max_share = float(args.max_share) if args.max_share not in (None, "", "None") else None
+    return check_drift(settings, Storage(settings.s3), args.prepared, args.output, max_share)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = make_parser("check_drift", __doc__.splitlines()[0])
+    parser.add_argument("--prepared", required=True, help="output location of the prepare step")
+    parser.add_argument("--output", required=True, help="output location (path or s3:// URI)")
+    parser.add_argument("--max-share", default=None,
+                        help="skip the rest of the run when more than this share of columns drifted")
+    return run_cli(parser, _handle, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
