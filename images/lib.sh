@@ -8,11 +8,12 @@ LOCAL_BASE_IMAGE=ct-base:python3.11-bookworm
 LOG_DIR="${LOG_DIR:-${TMPDIR:-/tmp}/ct-images}"
 # Step image name -> "<lock name> <pipeline_steps module>".
 declare -A STEPS=(
-  [check-data]="check-data check_data" [prepare]="prepare prepare" [train]="train train"
+  [check-data]="check-data check_data" [prepare]="prepare prepare" [check-drift]="drift check_drift"
+  [train]="train train"
   [evaluate]="evaluate evaluate" [register]="register register" [promote]="register promote" [predict]="train predict"
   [publish]="publish publish_data"
 )
-STEP_ORDER=(check-data prepare train evaluate register promote predict publish)
+STEP_ORDER=(check-data prepare check-drift train evaluate register promote predict publish)
 SERVICE_ORDER=(airflow mlflow seaweedfs postgres)
 
 say() { echo "images: $*" >&2; }

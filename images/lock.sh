@@ -15,7 +15,7 @@ locks=images/locks
 # image lock name -> root optional-dependency group
 declare -A groups=(
   [check-data]=check-data [prepare]=prepare [train]=train [evaluate]=evaluate
-  [register]=register [publish]=publish [mlflow]=mlflow-server
+  [register]=register [publish]=publish [drift]=drift [mlflow]=mlflow-server
 )
 
 export_lock() {  # name -> requirements on stdout

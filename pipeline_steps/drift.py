@@ -18,7 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-_VALUE_DRIFT = re.compile(r"^ValueDrift\(column=(?P<column>.*),method=(?P<method>.*),threshold=(?P<threshold>[^,]*)\)$")
+# How Evidently names a per-column test: ValueDrift(column=<name>,method=<test>,threshold=<t>).
+_VALUE_DRIFT = re.compile(
+    r"^ValueDrift\(column=(?P<column>.*),method=(?P<method>.*),threshold=(?P<threshold>[^,]*)\)$"
+)
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,14 @@ def summarise(report: dict[str, Any]) -> DriftSummary:
 
 def measure(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[DriftSummary, bytes]:
     """Run DataDriftPreset on the columns both tables have; the summary and the HTML report."""
-    # pylint: disable=import-outside-toplevel
+    # Only the check-drift image has Evidently (pandas<3); the dev venv and lint do not.
+    # pylint: disable=import-outside-toplevel,import-error
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
     common = [name for name in current.columns if name in reference.columns]
-    snapshot = Report([DataDriftPreset()]).run(current_data=current[common], reference_data=reference[common])
+    snapshot = Report([DataDriftPreset()]).run(current_data=current[common],
+                                               reference_data=reference[common])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "drift_report.html")
         snapshot.save_html(str(path))

@@ -32,6 +32,12 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "classification_report.json"
 PLOT_FILE = "confusion_matrix.png"
 COMPARISON_FILE = "champion_vs_challenger.png"
+# check_drift's outputs (pipeline_steps/check_drift.py, not imported: its image alone has Evidently).
+DRIFT_MANIFEST_STEP = "check_drift"
+DRIFT_REPORT_FILE = "drift_report.html"
+TAG_DRIFT_SUMMARY = "drift.summary"
+TAG_DRIFT_COLUMNS = "drift.columns"
+METRIC_DRIFT_SHARE = "drift.share"
 CHALLENGER_PREFIX = "challenger."
 CHAMPION_PREFIX = "champion."
 log = logging.getLogger(__name__)
@@ -197,10 +203,30 @@ def schema_changes(client: Any, champion: dict[str, Any] | None, schema: TableSc
     return differences(TableSchema.from_dict(staging_schema), schema)
 
 
-def _tag_run(settings: Settings, run: tuple[Any, str], changes: list[str]) -> None:
-    """The evaluate image, and what changed in the schema since the Staging model (if anything)."""
+def drift_record(store: Storage, drift_uri: str | None) -> dict[str, Any]:
+    """What check_drift found, for the run: its line, the drift.share metric, tags and the report."""
+    record: dict[str, Any] = {"line": None, "metrics": {}, "tags": {}, "files": {}}
+    if not drift_uri:
+        return record
+    found = store.read_manifest(drift_uri, DRIFT_MANIFEST_STEP)
+    line = found.get("drift_line")
+    record["line"] = line
+    if line:
+        record["tags"][TAG_DRIFT_SUMMARY] = str(line)[:5000]
+    summary = found.get("drift")
+    if summary:
+        record["tags"][TAG_DRIFT_COLUMNS] = ", ".join(summary["drifted_columns"])[:5000]
+        record["metrics"][METRIC_DRIFT_SHARE] = float(summary["share"])
+        if found.get("report_uri"):
+            record["files"][DRIFT_REPORT_FILE] = store.read_bytes(found["report_uri"])
+    return record
+
+
+def _tag_run(settings: Settings, run: tuple[Any, str], changes: list[str],
+             drift_tags: dict[str, str]) -> None:
+    """The evaluate image, the drift summary, and what changed in the schema since the Staging model."""
     client, run_id = run
-    tags = provenance.image_tag(settings, "evaluate")
+    tags = {**provenance.image_tag(settings, "evaluate"), **drift_tags}
     if changes:
         tags[tracking.TAG_SCHEMA_CHANGES] = "; ".join(changes)[:5000]
         log.warning("schema changed since the Staging model: %s", "; ".join(changes))
@@ -208,8 +234,12 @@ def _tag_run(settings: Settings, run: tuple[Any, str], changes: list[str]) -> No
         client.set_tag(run_id, key, value)
 
 
-def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: str) -> dict[str, Any]:
-    """Score the model of a train step; write and log the metrics, the report and the plot."""
+def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: str,
+             drift_uri: str | None = None) -> dict[str, Any]:
+    """Score the model of a train step; write and log the metrics, the report and the plot.
+
+    With ``drift_uri`` (check_drift's output), its summary and report join the run too.
+    """
     trained = store.read_manifest(trained_uri, "train")
     manifest = store.read_manifest(trained["prepared_uri"], "prepare")
     client = tracking.connect(settings)
@@ -221,9 +251,11 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     metrics, files = score(model, test, f"{manifest['dataset']} {manifest['data_version'][:8]}")
     metric = settings.quality_metric
     champion, compared, comparison_files = face_off(client, settings.model_name, model, test, metric)
-    _record(store, output_uri, (client, run_id), {**metrics, **compared}, {**files, **comparison_files})
+    drift = drift_record(store, drift_uri)
+    _record(store, output_uri, (client, run_id), {**metrics, **compared, **drift["metrics"]},
+            {**files, **comparison_files, **drift["files"]})
     changes = schema_changes(client, champion, model.schema)
-    _tag_run(settings, (client, run_id), changes)
+    _tag_run(settings, (client, run_id), changes, drift["tags"])
 
     result = {
         "step": "evaluate",
@@ -235,6 +267,7 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "positive_class": model.schema.positive_class,
         "champion": champion,
         "schema_changes": changes,
+        "drift_line": drift["line"],
         "metrics_uri": storage.join(output_uri, METRICS_FILE),
         "report_uri": storage.join(output_uri, REPORT_FILE),
         "plot_uri": storage.join(output_uri, PLOT_FILE),
@@ -247,13 +280,14 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
 
 
 def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    return evaluate(settings, Storage(settings.s3), args.trained, args.output)
+    return evaluate(settings, Storage(settings.s3), args.trained, args.output, args.drift)
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = make_parser("evaluate", __doc__.splitlines()[0])
     parser.add_argument("--trained", required=True, help="output location of the train step")
+    parser.add_argument("--drift", help="output location of the check_drift step (optional)")
     parser.add_argument("--output", required=True, help="output location (path or s3:// URI)")
     return run_cli(parser, _handle, argv)
 

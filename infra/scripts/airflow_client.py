@@ -244,6 +244,8 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
         if states.get("check_for_new_data") == "skipped":
             reason = self.xcom(run_id, "check_for_new_data", "reason")
             return f"skipped: {reason or 'no data version is newer than the Staging models'}"
+        if states.get("check_drift") == "skipped":
+            return f"stopped by data drift: {self.xcom(run_id, 'check_drift', 'reason')}"
         return None
 
     def promotion_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str = DAG_ID) -> str:

@@ -54,6 +54,10 @@ with DAG(
             description="wait this long for a new data version before skipping; empty: "
                         "scheduled runs wait CT_SCHEDULED_WAIT_MINUTES, other runs answer at once",
         ),
+        "max_drift_share": Param(None, type=["null", "number"], minimum=0, maximum=1,
+                                 description="stop the run (nothing trained) when more than this share "
+                                             "of the columns drifted since the Staging model's data; "
+                                             "empty: drift only informs"),
         "xgb_params": Param(deployment.default_xgb_params(), type="object",
                             description="XGBoost parameters over the defaults, e.g. {\"max_depth\": 6}"),
     },
@@ -62,8 +66,10 @@ with DAG(
 `check_for_new_data` runs the check-data step once: a data version newer than the Staging
 model's (or `force`) lets the run go on; otherwise the run is skipped at once, unless
 `wait_for_data_minutes` asks it to wait (poke mode, one check per CT_WAIT_POKE_SECONDS) →
-`prepare_data` → `train_model` → `evaluate_model` (the new model and the current Staging
-model, loaded from the registry, scored on the same test rows) → `quality_gate`:
+`prepare_data` → `check_drift` (Evidently's DataDriftPreset against the Staging model's data
+version; informs, or stops the run when more than `max_drift_share` of the columns drifted) →
+`train_model` → `evaluate_model` (the new model and the current Staging model, loaded from the
+registry, scored on the same test rows; the drift report joins the run) → `quality_gate`:
 - the metric beats `threshold` and is not worse than the Staging model's on those rows by more
   than `tolerance` → `register_model` (new version with the `staging` alias and its
   provenance tags) → `approve_promotion`: a person approves or rejects in **Browse → Required
@@ -85,13 +91,18 @@ Outputs of a run: `s3://{deployment.RUNS_BUCKET}/runs/<run_id>/<step>/`.
         task_id="prepare_data", step="prepare",
         command=f"--data-version {DATA_VERSION} --output {RUN_PREFIX}/prepare",
     )
+    check_drift = StepOperator(
+        task_id="check_drift", step="check-drift",
+        command=(f"--prepared {RUN_PREFIX}/prepare --output {RUN_PREFIX}/drift "
+                 "--max-share '{{ '' if params.max_drift_share is none else params.max_drift_share }}'"),
+    )
     train_model = StepOperator(
         task_id="train_model", step="train",
         command=f"--prepared {RUN_PREFIX}/prepare --output {RUN_PREFIX}/train",
     )
     evaluate_model = StepOperator(
         task_id="evaluate_model", step="evaluate",
-        command=f"--trained {RUN_PREFIX}/train --output {RUN_PREFIX}/evaluate",
+        command=f"--trained {RUN_PREFIX}/train --drift {RUN_PREFIX}/drift --output {RUN_PREFIX}/evaluate",
     )
     quality_gate = BranchPythonOperator(task_id="quality_gate", python_callable=gate.choose_branch)
     register_model = StepOperator(
@@ -118,7 +129,7 @@ Outputs of a run: `s3://{deployment.RUNS_BUCKET}/runs/<run_id>/<step>/`.
         on_success_callback=notify.on_promotion_kept(),
     )
 
-    chain(check_for_new_data, prepare_data, train_model, evaluate_model, quality_gate)
+    chain(check_for_new_data, prepare_data, check_drift, train_model, evaluate_model, quality_gate)
     quality_gate.set_downstream(register_model, edge_modifier=Label("passed"))
     quality_gate.set_downstream(stop_pipeline, edge_modifier=Label("stopped"))
     register_model.set_downstream(approve_promotion)

@@ -18,7 +18,8 @@ from pipeline_steps import cli
 
 EDGES = {
     "check_for_new_data": {"prepare_data"},
-    "prepare_data": {"train_model"},
+    "prepare_data": {"check_drift"},
+    "check_drift": {"train_model"},
     "train_model": {"evaluate_model"},
     "evaluate_model": {"quality_gate"},
     "quality_gate": {"register_model", "stop_pipeline"},
@@ -30,6 +31,7 @@ EDGES = {
 }
 STEP_IMAGES = {
     "prepare_data": "ct-prepare:latest",
+    "check_drift": "ct-check-drift:latest",
     "train_model": "ct-train:latest",
     "evaluate_model": "ct-evaluate:latest",
     "register_model": "ct-register:latest",
@@ -138,6 +140,7 @@ def test_params_default_to_the_stack_settings(dag) -> None:
     assert dag.params["metric"] == "f1"
     assert dag.params["force"] is False
     assert dag.params["tolerance"] == 0.0
+    assert dag.params["max_drift_share"] is None
     assert dag.params["auto_approve"] is False
     assert dag.params["wait_for_data_minutes"] is None
     assert dag.params["xgb_params"] == {}
@@ -171,3 +174,9 @@ def test_batch_scoring_runs_when_a_table_to_score_is_published(dagbag) -> None:
                             "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}")
     assert scoring.params["input"] is None
     assert scoring.max_active_runs == 1 and scoring.catchup is False
+
+
+def test_drift_informs_unless_the_run_sets_a_maximum(dag) -> None:
+    command = dag.get_task("check_drift").command
+    assert "--max-share '{{ '' if params.max_drift_share is none else params.max_drift_share }}'" in command
+    assert "--drift s3://pipeline-runs/runs/" in dag.get_task("evaluate_model").command

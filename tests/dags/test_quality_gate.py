@@ -102,3 +102,11 @@ def test_the_stop_says_why_nothing_was_registered() -> None:
     ti = TaskInstanceXCom({"metrics": {"f1": 0.5}, "champion": None})
     gate.choose_branch(ti, {"threshold": 0.85, "metric": "f1"})
     assert gate.report_stop(ti) == "no model registered: f1=0.5000 does not beat the threshold 0.8500"
+
+
+def test_data_drift_is_reported_and_does_not_decide() -> None:
+    drifted = {**evaluation(0.95, staging_f1=0.9),
+               "drift_line": "data drift since the Staging model's data: 2 of 30 columns drifted (7%): a, b"}
+    passed, reason = gate.decide(drifted, 0.85, "f1")
+    assert passed is True
+    assert reason.endswith("; data drift since the Staging model's data: 2 of 30 columns drifted (7%): a, b")

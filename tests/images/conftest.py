@@ -12,6 +12,7 @@ import pytest
 STEP_MODULES = {
     "check-data": "check_data",
     "prepare": "prepare",
+    "check-drift": "check_drift",
     "train": "train",
     "evaluate": "evaluate",
     "register": "register",

@@ -39,6 +39,23 @@ def test_runs_as_non_root(docker: Docker, name: str) -> None:
     assert uid.isdigit() and int(uid) != 0, f"{ref(name)} runs as uid {uid}"
 
 
+def test_check_drift_measures_drift_with_evidently(docker: Docker) -> None:
+    """Evidently runs in the check-drift image (pandas<3): a shifted column drifts, the others do not."""
+    script = (
+        "import numpy as np, pandas as pd\n"
+        "from pipeline_steps import drift\n"
+        "rng = np.random.default_rng(0)\n"
+        "ref = pd.DataFrame({'a': rng.normal(0, 1, 400), 'b': rng.normal(0, 1, 400), "
+        "'c': rng.choice(['x', 'y'], 400)})\n"
+        "cur = ref.sample(frac=1, random_state=1).reset_index(drop=True)\n"
+        "cur['a'] = cur['a'] + 3\n"
+        "summary, html = drift.measure(ref, cur)\n"
+        "print(summary.line(), len(html) > 10000)\n"
+    )
+    done = docker("run", "--rm", "--entrypoint", "python", ref("check-drift"), "-c", script)
+    assert done.stdout.strip() == "1 of 3 columns drifted (33%): a True", done.stdout + done.stderr
+
+
 def test_train_imports_xgboost(docker: Docker) -> None:
     """The train venv holds the model library (the CPU wheel) and what the step imports with it."""
     done = docker(

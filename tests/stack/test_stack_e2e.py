@@ -233,6 +233,9 @@ def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_
         assert run.data.metrics[f"challenger.{name}"] == run.data.metrics[name]
         assert run.data.metrics[f"champion.{name}"] == evaluated["champion"]["metrics"][name]
     assert run.data.tags["gate.decision"] == "passed"
+    same_data = "data drift not measured: the Staging model was trained on this same data version"
+    assert evaluated["drift_line"] == same_data == run.data.tags["drift.summary"]
+    assert run.data.tags["gate.reason"].endswith(f"; {same_data}")
     assert f"the Staging model (version {champion.version}: " in run.data.tags["gate.reason"]
     assert "on the same test split" in run.data.tags["gate.reason"]
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
@@ -363,6 +366,13 @@ def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack
     assert tasks["register_model"] == "success", tasks
     version = staging(stack)
     assert version.tags["data_version"] == md5
+    # A new data version: check_drift compared it with the Staging model's, with Evidently.
+    drift_line = stack.airflow().xcom(run_id, "evaluate_model")["drift_line"]
+    assert drift_line.startswith("data drift since the Staging model's data: "), drift_line
+    new_run = mlflow_client(stack).get_run(version.run_id)
+    assert new_run.data.tags["drift.summary"] == drift_line
+    assert 0.0 <= new_run.data.metrics["drift.share"] <= 1.0
+    assert "drift_report.html" in {a.path for a in mlflow_client(stack).list_artifacts(version.run_id)}
 
     # A person rejects it: it stays the Staging model, Production is unchanged and they hear of it.
     state, tasks = answer(stack, run_id, "Reject")

@@ -25,13 +25,15 @@ def decide(evaluation: dict[str, Any], threshold: float, metric: str,
 
     Both numbers come from evaluate, which scored the new model and the Staging
     model on the new run's test split. When the Staging model could not score it,
-    the threshold alone decides and the reason says so. A schema change since the
-    Staging model does not decide anything, but the reason always says so.
+    the threshold alone decides and the reason says so. A schema change or data
+    drift since the Staging model does not decide anything, but the reason says so.
     """
     passed, reason = _compare(evaluation, threshold, metric, tolerance)
     changes = evaluation.get("schema_changes") or []
     if changes:
         reason += f"; schema changed since the Staging model: {'; '.join(changes)}"
+    if evaluation.get("drift_line"):
+        reason += f"; {evaluation['drift_line']}"
     return passed, reason
 
 
