@@ -16,6 +16,7 @@ success).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -40,6 +41,7 @@ SCORE_TASK = "score_table"
 FINISHED = {"success", "failed"}
 AWAITING = "awaiting_input"  # a human-in-the-loop task waiting for a person's answer
 APPROVAL_TASK = "approve_promotion"
+PARK_SETTLE_SECONDS = 10  # see AirflowClient.answer_approval
 # States of a try that ran and did not succeed (upstream_failed tasks never ran).
 FAILED_TRY_STATES = {"failed", "up_for_retry"}
 TIMEOUT_SECONDS = 60
@@ -266,7 +268,19 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
                 if self.task_states(run["dag_run_id"], dag_id).get(APPROVAL_TASK) == AWAITING]
 
     def answer_approval(self, run_id: str, option: str, dag_id: str = DAG_ID) -> dict[str, Any]:
-        """Approve or Reject a run's pending promotion, as a person does in Required actions."""
+        """Approve or Reject a run's pending promotion, as a person does in Required actions.
+
+        Not within PARK_SETTLE_SECONDS of the task's start: in Airflow 3.3.2 an answer that
+        arrives before the scheduler has handled the exit of the process that parked the
+        task (awaiting_input) gets the resumed task failed ("state changed externally",
+        seen once in CI when the answer came 0.6 s after parking). A person in the UI is
+        never that fast; a script is.
+        """
+        instance = self.call("GET", f"{self._run_path(run_id, dag_id)}/taskInstances/{APPROVAL_TASK}")
+        if instance.get("start_date"):
+            started = dt.datetime.fromisoformat(instance["start_date"].replace("Z", "+00:00"))
+            parked_for = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+            time.sleep(max(0.0, PARK_SETTLE_SECONDS - parked_for))
         path = f"{self._run_path(run_id, dag_id)}/taskInstances/{APPROVAL_TASK}/-1/hitlDetails"
         return self.call("PATCH", path, {"chosen_options": [option], "params_input": {}})
 
