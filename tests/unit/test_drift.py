@@ -1,18 +1,21 @@
 """Data drift: Evidently's per-column tests read into one summary, and the summary joins the run.
 
 Evidently itself runs only in the check-drift image (it needs pandas<3; the image
-tests run it for real). Here: reading its report, and evaluate taking
+tests run it for real). Here: reading its report, the step picking the Staging model's data
+version as reference and stopping only above max_drift_share, and evaluate taking
 check_drift's record into the MLflow run on real S3 and MLflow.
 """
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from pipeline_steps import drift, evaluate, publish_data, tracking
+from pipeline_steps import check_drift, drift, evaluate, prepare, publish_data, tracking
 from pipeline_steps.datasets import builtin_csv
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
@@ -68,3 +71,59 @@ def test_evaluate_logs_the_drift_summary_and_report_to_the_run(
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(client.download_artifacts(run.trained["run_id"], "drift_report.html", tmp))
         assert report.read_bytes() == b"<html>report</html>"
+
+
+def shifted(table: bytes, column: str) -> bytes:
+    """The same table with one column moved far from where it was."""
+    frame = pd.read_csv(io.BytesIO(table))
+    frame[column] = frame[column] * 10
+    return frame.to_csv(index=False).encode()
+
+
+def test_check_drift_compares_with_the_staging_models_data_and_stops_only_above_the_maximum(
+    settings: Settings, store: Storage, run_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = builtin_csv("breast_cancer")
+    staged = publish_data.publish(settings, store, first, "breast_cancer.csv")
+    run_steps(settings, store, f"{run_prefix}/first", data_version=staged["md5"])
+    newer = publish_data.publish(settings, store, shifted(first, "mean_radius"), "breast_cancer.csv")
+    prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", data_version=newer["md5"])
+
+    compared: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+
+    def measure(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[drift.DriftSummary, bytes]:
+        # Evidently itself runs in the check-drift image (tests/images); here, what it is given.
+        compared.append((reference, current))
+        return drift.DriftSummary(31, 1, 1 / 31, ("mean_radius",)), b"<html>report</html>"
+
+    monkeypatch.setattr(drift, "measure", measure)
+    informs = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift")
+    reference, current = compared[0]
+    assert reference["mean_radius"].max() * 10 == pytest.approx(current["mean_radius"].max())
+    assert len(reference) == 569 and len(current) == prepared["rows_train"] + prepared["rows_test"]
+    assert informs["reference_version"] == staged["md5"]
+    assert informs["drift_line"] == ("data drift since the Staging model's data: "
+                                     "1 of 31 columns drifted (3%): mean_radius")
+    assert "skip_reason" not in informs
+    assert store.read_bytes(informs["report_uri"]) == b"<html>report</html>"
+
+    stops = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift",
+                                    0.02)
+    assert stops["skip_reason"] == (f"{informs['drift_line']}, more than max_drift_share 2%: "
+                                    "nothing trained or registered")
+    kept = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift", 0.05)
+    assert "skip_reason" not in kept
+
+
+def test_check_drift_says_why_it_measured_nothing(
+    settings: Settings, store: Storage, run_prefix: str
+) -> None:
+    published = publish_data.publish(settings, store, builtin_csv("breast_cancer"), "breast_cancer.csv")
+    prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", data_version=published["md5"])
+    first = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift", 0.0)
+    assert first["drift_line"] == "data drift not measured: no Staging model to compare with"
+    assert "skip_reason" not in first
+    run_steps(settings, store, f"{run_prefix}/first", data_version=published["md5"])
+    same = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift", 0.0)
+    assert same["drift_line"] == ("data drift not measured: "
+                                  "the Staging model was trained on this same data version")
