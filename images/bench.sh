@@ -23,9 +23,10 @@ trap cleanup EXIT
 git ls-files -z --cached --others --exclude-standard \
   | xargs -0 -I{} sh -c 'test -f "{}" && printf "%s\0" "{}"' \
   | tar -c --null -T - | tar -x -C "$scratch"
-# The naive image installs every step's pins in one env, with xgboost in place of xgboost-cpu.
+# The naive image installs every step's pins in one env (but APART's), with xgboost in place of xgboost-cpu.
 extras=()
 for image in "${STEP_ORDER[@]}"; do
+  [[ " ${APART[*]} " == *" $image "* ]] && continue
   read -r lock _ <<<"${STEPS[$image]}"
   extras+=(--extra "$lock")
 done
@@ -91,5 +92,5 @@ python3 "$IMAGES_DIR/bench/report.py" \
   --naive-cold "$naive_cold" --naive-warm "$naive_warm" \
   --steps-cold "$steps_cold" --steps-cold-per "$steps_cold_per" \
   --steps-warm "$steps_warm" --steps-warm-per "$steps_warm_per" \
-  --rebuilt "${rebuilt[*]}" --json "$results/images.json" --markdown "$results/images.md"
+  --rebuilt "${rebuilt[*]}" --apart "${APART[*]}" --json "$results/images.json" --markdown "$results/images.md"
 cat "$results/images.md"
