@@ -136,7 +136,11 @@ def _record(store: Storage, output_uri: str, run: tuple[Any, str], metrics: dict
         client.log_metric(run_id, name, value)
 
 
-def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> tuple[Any, Any, dict[str, float]]:
+Measured = tuple[Any, Any, dict[str, float]]
+"""What :func:`measure` returns: true codes, predicted codes, every metric."""
+
+
+def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> Measured:
     """True codes, predicted codes and every metric of a model on the test split."""
     codes = model.schema.encode_labels(test[model.schema.target]).to_numpy()
     if probabilities is None:
@@ -145,34 +149,35 @@ def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> tuple
     return codes, predicted, compute_metrics(codes, predicted, probabilities, model.schema.positive_code)
 
 
-def score(model: LabelledModel, test: Any, title: str) -> tuple[dict[str, float], dict[str, bytes]]:
-    """The metrics of the model on the test split, and the files a person reads about them."""
-    codes, predicted, metrics = measure(model, test)
+def score(model: LabelledModel, test: Any, title: str) -> tuple[Measured, dict[str, bytes]]:
+    """The model measured on the test split, and the files a person reads about it."""
+    codes, predicted, metrics = measured = measure(model, test)
     names = [str(c) for c in model.schema.classes]
     files = {
         METRICS_FILE: json.dumps(metrics, indent=2, sort_keys=True).encode(),
         REPORT_FILE: json.dumps(class_report(codes, predicted, names), indent=2).encode(),
         PLOT_FILE: png_bytes(confusion_matrix_figure(codes, predicted, names, title)),
     }
-    return metrics, files
+    return measured, files
 
 
-def face_off(client: Any, model_name: str, challenger: LabelledModel, test: Any,
+def face_off(client: Any, model_name: str, challenger: tuple[LabelledModel, Measured], test: Any,
              metric: str) -> tuple[dict[str, Any] | None, dict[str, float], dict[str, bytes]]:
     """Score the Staging model on the challenger's own test split.
 
-    Returns the champion's summary for the gate (None without a Staging model),
-    the metrics to log (``challenger.*`` always, ``champion.*`` when it scored)
-    and the side-by-side plot.
+    ``challenger`` is the new model with what :func:`score` measured of it on ``test``
+    (so it is not scored twice). Returns the champion's summary for the gate (None
+    without a Staging model), the metrics to log (``challenger.*`` always,
+    ``champion.*`` when it scored) and the side-by-side plot.
     """
-    codes, predicted, metrics = measure(challenger, test)
+    challenger_model, (codes, predicted, metrics) = challenger
     logged = {f"{CHALLENGER_PREFIX}{name}": value for name, value in metrics.items()}
     found = champions.load(client, model_name)
     if found is None:
         return None, logged, {}
     summary: dict[str, Any] = {"version": found.version, "run_id": found.run_id, "metric": metric,
                                "scored": False, "metrics": {}, "problem": found.problem}
-    problem = found.problem or champions.cannot_score(found.model, challenger, test)
+    problem = found.problem or champions.cannot_score(found.model, challenger_model, test)
     probabilities = None
     if problem is None:
         probabilities, problem = champions.predict_proba(found.model, test)
@@ -183,7 +188,7 @@ def face_off(client: Any, model_name: str, challenger: LabelledModel, test: Any,
     _, champion_predicted, champion_metrics = measure(found.model, test, probabilities)
     summary.update(scored=True, metrics=champion_metrics, value=champion_metrics[metric])
     logged.update({f"{CHAMPION_PREFIX}{name}": value for name, value in champion_metrics.items()})
-    names = [str(c) for c in challenger.schema.classes]
+    names = [str(c) for c in challenger_model.schema.classes]
     figure = comparison_figure(codes, [
         (predicted, f"challenger (this run): {metric}={metrics[metric]:.4f}"),
         (champion_predicted, f"champion (Staging v{found.version}): {metric}={champion_metrics[metric]:.4f}"),
@@ -248,12 +253,14 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
 
     model: LabelledModel = pickle.loads(store.read_bytes(trained["model_uri"]))
     test = data.from_parquet(store.read_bytes(manifest["test_uri"]))
-    metrics, files = score(model, test, f"{manifest['dataset']} {manifest['data_version'][:8]}")
-    metric = settings.quality_metric
-    champion, compared, comparison_files = face_off(client, settings.model_name, model, test, metric)
+    measured, files = score(model, test, f"{manifest['dataset']} {manifest['data_version'][:8]}")
+    metrics = measured[2]
+    champion, compared, comparison = face_off(client, settings.model_name, (model, measured), test,
+                                              settings.quality_metric)
+    files.update(comparison)
     drift = drift_record(store, drift_uri)
     _record(store, output_uri, (client, run_id), {**metrics, **compared, **drift["metrics"]},
-            {**files, **comparison_files, **drift["files"]})
+            {**files, **drift["files"]})
     changes = schema_changes(client, champion, model.schema)
     _tag_run(settings, (client, run_id), changes, drift["tags"])
 
@@ -262,8 +269,8 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "run_id": run_id,
         "data_version": manifest["data_version"],
         "metrics": metrics,
-        "metric": metric,
-        "value": metrics[metric],
+        "metric": settings.quality_metric,
+        "value": metrics[settings.quality_metric],
         "positive_class": model.schema.positive_class,
         "champion": champion,
         "schema_changes": changes,
@@ -271,11 +278,11 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "metrics_uri": storage.join(output_uri, METRICS_FILE),
         "report_uri": storage.join(output_uri, REPORT_FILE),
         "plot_uri": storage.join(output_uri, PLOT_FILE),
-        "comparison_uri": storage.join(output_uri, COMPARISON_FILE) if comparison_files else None,
+        "comparison_uri": storage.join(output_uri, COMPARISON_FILE) if COMPARISON_FILE in files else None,
         "evaluated_uri": output_uri,
     }
     store.write_manifest(output_uri, "evaluate", result)
-    log.info("run %s: %s=%.4f", run_id, metric, metrics[metric])
+    log.info("run %s: %s=%.4f", run_id, settings.quality_metric, metrics[settings.quality_metric])
     return result
 
 

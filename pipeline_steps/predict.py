@@ -14,7 +14,6 @@ its result (``skip_reason``) and scores nothing: Airflow marks the task skipped.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import logging
 from typing import Any
@@ -50,8 +49,7 @@ def _table_to_score(settings: Settings, store: Storage,
     """The bytes to score and where they came from; None when nothing is published to score."""
     if input_uri:
         return store.read_bytes(input_uri), input_uri
-    scoring = dataclasses.replace(settings, dataset_name=settings.scoring_dataset_name)
-    pointer_uri = scoring.published_pointer_uri
+    pointer_uri = settings.scoring_pointer_uri
     if not store.exists(pointer_uri):
         return None
     pointer = store.read_json(pointer_uri)

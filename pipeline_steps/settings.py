@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline_steps.errors import SettingsError
@@ -106,6 +106,11 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # one flat reco
     def published_pointer_uri(self) -> str:
         """Where the newest published data version of the dataset is announced."""
         return f"s3://{self.s3.data_bucket}/published/{self.dataset_name}.json"
+
+    @property
+    def scoring_pointer_uri(self) -> str:
+        """Where the newest table to score is announced: the pointer of the scoring dataset name."""
+        return replace(self, dataset_name=self.scoring_dataset_name).published_pointer_uri
 
     @property
     def scoring_dataset_name(self) -> str:
