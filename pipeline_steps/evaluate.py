@@ -18,7 +18,7 @@ import io
 import json
 import logging
 import pickle
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline_steps import champion as champions
 from pipeline_steps import data, provenance, storage, tracking
@@ -136,8 +136,12 @@ def _record(store: Storage, output_uri: str, run: tuple[Any, str], metrics: dict
         client.log_metric(run_id, name, value)
 
 
-Measured = tuple[Any, Any, dict[str, float]]
-"""What :func:`measure` returns: true codes, predicted codes, every metric."""
+class Measured(NamedTuple):
+    """A model on a test split: the true codes, the predicted codes and every metric."""
+
+    codes: Any
+    predicted: Any
+    metrics: dict[str, float]
 
 
 def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> Measured:
@@ -146,7 +150,8 @@ def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> Measu
     if probabilities is None:
         probabilities = model.predict_proba(test)
     predicted = probabilities.argmax(axis=1)
-    return codes, predicted, compute_metrics(codes, predicted, probabilities, model.schema.positive_code)
+    return Measured(codes, predicted,
+                    compute_metrics(codes, predicted, probabilities, model.schema.positive_code))
 
 
 def score(model: LabelledModel, test: Any, title: str) -> tuple[Measured, dict[str, bytes]]:
@@ -161,23 +166,23 @@ def score(model: LabelledModel, test: Any, title: str) -> tuple[Measured, dict[s
     return measured, files
 
 
-def face_off(client: Any, model_name: str, challenger: tuple[LabelledModel, Measured], test: Any,
+def face_off(client: Any, model_name: str, challenger: LabelledModel, measured: Measured, test: Any,
              metric: str) -> tuple[dict[str, Any] | None, dict[str, float], dict[str, bytes]]:
     """Score the Staging model on the challenger's own test split.
 
-    ``challenger`` is the new model with what :func:`score` measured of it on ``test``
-    (so it is not scored twice). Returns the champion's summary for the gate (None
-    without a Staging model), the metrics to log (``challenger.*`` always,
-    ``champion.*`` when it scored) and the side-by-side plot.
+    ``measured`` is what :func:`score` measured of the challenger on ``test``, so it
+    is not scored twice. Returns the champion's summary for the gate (None without a
+    Staging model), the metrics to log (``challenger.*`` always, ``champion.*`` when
+    it scored) and the side-by-side plot.
     """
-    challenger_model, (codes, predicted, metrics) = challenger
+    codes, predicted, metrics = measured
     logged = {f"{CHALLENGER_PREFIX}{name}": value for name, value in metrics.items()}
     found = champions.load(client, model_name)
     if found is None:
         return None, logged, {}
     summary: dict[str, Any] = {"version": found.version, "run_id": found.run_id, "metric": metric,
                                "scored": False, "metrics": {}, "problem": found.problem}
-    problem = found.problem or champions.cannot_score(found.model, challenger_model, test)
+    problem = found.problem or champions.cannot_score(found.model, challenger, test)
     probabilities = None
     if problem is None:
         probabilities, problem = champions.predict_proba(found.model, test)
@@ -188,7 +193,7 @@ def face_off(client: Any, model_name: str, challenger: tuple[LabelledModel, Meas
     _, champion_predicted, champion_metrics = measure(found.model, test, probabilities)
     summary.update(scored=True, metrics=champion_metrics, value=champion_metrics[metric])
     logged.update({f"{CHAMPION_PREFIX}{name}": value for name, value in champion_metrics.items()})
-    names = [str(c) for c in challenger_model.schema.classes]
+    names = [str(c) for c in challenger.schema.classes]
     figure = comparison_figure(codes, [
         (predicted, f"challenger (this run): {metric}={metrics[metric]:.4f}"),
         (champion_predicted, f"champion (Staging v{found.version}): {metric}={champion_metrics[metric]:.4f}"),
@@ -254,12 +259,11 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     model: LabelledModel = pickle.loads(store.read_bytes(trained["model_uri"]))
     test = data.from_parquet(store.read_bytes(manifest["test_uri"]))
     measured, files = score(model, test, f"{manifest['dataset']} {manifest['data_version'][:8]}")
-    metrics = measured[2]
-    champion, compared, comparison = face_off(client, settings.model_name, (model, measured), test,
-                                              settings.quality_metric)
+    metric = settings.quality_metric
+    champion, compared, comparison = face_off(client, settings.model_name, model, measured, test, metric)
     files.update(comparison)
     drift = drift_record(store, drift_uri)
-    _record(store, output_uri, (client, run_id), {**metrics, **compared, **drift["metrics"]},
+    _record(store, output_uri, (client, run_id), {**measured.metrics, **compared, **drift["metrics"]},
             {**files, **drift["files"]})
     changes = schema_changes(client, champion, model.schema)
     _tag_run(settings, (client, run_id), changes, drift["tags"])
@@ -268,9 +272,9 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "step": "evaluate",
         "run_id": run_id,
         "data_version": manifest["data_version"],
-        "metrics": metrics,
-        "metric": settings.quality_metric,
-        "value": metrics[settings.quality_metric],
+        "metrics": measured.metrics,
+        "metric": metric,
+        "value": measured.metrics[metric],
         "positive_class": model.schema.positive_class,
         "champion": champion,
         "schema_changes": changes,
@@ -282,7 +286,7 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "evaluated_uri": output_uri,
     }
     store.write_manifest(output_uri, "evaluate", result)
-    log.info("run %s: %s=%.4f", run_id, settings.quality_metric, metrics[settings.quality_metric])
+    log.info("run %s: %s=%.4f", run_id, metric, measured.metrics[metric])
     return result
 
 
