@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline_steps.errors import SettingsError
@@ -102,15 +102,19 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # one flat reco
     image: str | None = None
     airflow_api: AirflowApiSettings | None = None
 
+    def pointer_uri(self, dataset_name: str) -> str:
+        """Where the newest published version of a dataset name is announced."""
+        return f"s3://{self.s3.data_bucket}/published/{dataset_name}.json"
+
     @property
     def published_pointer_uri(self) -> str:
         """Where the newest published data version of the dataset is announced."""
-        return f"s3://{self.s3.data_bucket}/published/{self.dataset_name}.json"
+        return self.pointer_uri(self.dataset_name)
 
     @property
     def scoring_pointer_uri(self) -> str:
-        """Where the newest table to score is announced: the pointer of the scoring dataset name."""
-        return replace(self, dataset_name=self.scoring_dataset_name).published_pointer_uri
+        """Where the newest table to score is announced (batch_scoring's Asset)."""
+        return self.pointer_uri(self.scoring_dataset_name)
 
     @property
     def scoring_dataset_name(self) -> str:
