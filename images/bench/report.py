@@ -57,7 +57,8 @@ def main() -> int:
         "base_image": args.base,
         "sizes_bytes": {"naive": naive, **steps},
         "apart_from_naive": apart,
-        "size_ratio_to_naive": {name: round(size / naive, 3) for name, size in steps.items()},
+        "size_ratio_to_naive": {name: round(size / naive, 3) for name, size in steps.items()
+                                if name not in apart},
         "cold_build_s": {"naive": args.naive_cold, "steps_total": args.steps_cold,
                          "steps": per_image(args.steps_cold_per)},
         "warm_rebuild": {
@@ -88,7 +89,8 @@ def main() -> int:
     lines.append(f"| shared builder stage (not shipped) | | | {cold.get('builder', '')} "
                  f"| {warm.get('builder', '')} |")
     for name, size in steps.items():
-        lines.append(f"| ct-{name} | {mb(size)} | {size / naive:.2f} | {cold.get(name, '')} "
+        ratio = "not in naive" if name in apart else f"{size / naive:.2f}"
+        lines.append(f"| ct-{name} | {mb(size)} | {ratio} | {cold.get(name, '')} "
                      f"| {warm.get(name, '')} |")
     lines += [
         f"| **all step images** | | | **{args.steps_cold}** | **{args.steps_warm}** |",
