@@ -2,7 +2,7 @@
 # Build every image of the stack from images/Dockerfile: the step images
 # (ct-check-data, ct-prepare, ct-check-drift, ct-train, ct-evaluate, ct-register,
 # ct-promote, ct-predict, ct-publish) and the services (ct-airflow, ct-mlflow,
-# ct-seaweedfs, ct-postgres), each tagged with the git commit and `latest`; print
+# ct-seaweedfs, ct-postgres, ct-docker-proxy), each tagged with the git commit and `latest`; print
 # a table of image, tag and size.
 #
 #   images/build.sh [NAME...]    only the images named (e.g. `train postgres`)
@@ -38,10 +38,10 @@ for image in "${wanted[@]}"; do
     exit 2
   fi
 done
-# The builder stages the chosen images copy from (postgres needs none).
+# The builder stages the chosen images copy from (Debian-only services need none).
 [ "${#steps[@]}" -eq 0 ] || builders+=(builder)
 for image in "${services[@]}"; do
-  [ "$image" = postgres ] || { builders+=(services-builder); break; }
+  [[ " ${DEBIAN_ONLY[*]} " == *" $image "* ]] || { builders+=(services-builder); break; }
 done
 
 base="$(resolve_base)"

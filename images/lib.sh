@@ -17,7 +17,9 @@ STEP_ORDER=(check-data prepare check-drift train evaluate register promote predi
 # Step images whose lock resolves apart ([tool.uv] conflicts: check-drift needs pandas<3):
 # they cannot share one environment with the others, so the naive benchmark image leaves them out.
 APART=(check-drift)
-SERVICE_ORDER=(airflow mlflow seaweedfs postgres)
+SERVICE_ORDER=(airflow mlflow seaweedfs postgres docker-proxy)
+# Services built from Debian packages alone: they need no builder stage.
+DEBIAN_ONLY=(postgres docker-proxy)
 
 say() { echo "images: $*" >&2; }
 

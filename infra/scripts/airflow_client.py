@@ -355,10 +355,13 @@ def main() -> int:
         else:
             run_id = client.trigger(conf, dag_id)
             print(f"triggered {dag_id} run {run_id} (UI: {url}/dags/{dag_id})", flush=True)
-            for waiting in client.pending_approvals() if dag_id == DAG_ID else []:
-                print(f"note: run {waiting} waits for an answer to its promotion request; this run "
-                      "is queued until it is answered (make approve / make reject, or the Airflow UI)",
-                      flush=True)
+            waiting = client.pending_approvals() if dag_id == DAG_ID else []
+            if waiting:
+                # Following would block until a person answers: say so and end, as for awaiting_input.
+                print(f"{dag_id}: run {run_id} is queued behind run {waiting[-1]}, which waits for "
+                      "an answer to its promotion request: make approve / make reject (or the "
+                      "Airflow UI), then make follow", flush=True)
+                return 0
         if args.answer:  # the answer resumes the task: wait until it has left the awaiting state
             deadline = time.monotonic() + TIMEOUT_SECONDS
             while client.task_states(run_id).get(APPROVAL_TASK) == AWAITING and time.monotonic() < deadline:

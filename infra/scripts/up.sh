@@ -32,7 +32,7 @@ echo "$backend" >"$BACKEND_FILE"
 
 # Our own images at this commit; built if missing.
 missing=0
-for name in "${STEP_ORDER[@]}" airflow mlflow seaweedfs postgres; do
+for name in "${STEP_ORDER[@]}" "${SERVICE_ORDER[@]}"; do
   docker image inspect "${CT_IMAGE_PREFIX:-ct-}$name:$CT_IMAGE_TAG" >/dev/null 2>&1 || missing=1
 done
 if [ "$missing" = 1 ]; then
@@ -57,7 +57,7 @@ fi
 
 # Wait: long-running services healthy, one-shot jobs exited 0.
 deadline=$((SECONDS + WAIT_SECONDS))
-services=(postgres s3 mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer)
+services=(postgres s3 docker-proxy mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer)
 jobs=(s3-init airflow-init)
 while :; do
   pending=()

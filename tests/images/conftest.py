@@ -20,7 +20,7 @@ STEP_MODULES = {
     "predict": "predict",
     "publish": "publish_data",
 }
-SERVICES = ("airflow", "mlflow", "seaweedfs", "postgres")
+SERVICES = ("airflow", "mlflow", "seaweedfs", "postgres", "docker-proxy")
 ALL_IMAGES = (*STEP_MODULES, *SERVICES)
 
 Docker = Callable[..., subprocess.CompletedProcess[str]]

@@ -336,14 +336,25 @@ def test_a_run_without_new_data_is_skipped_at_once_after_one_check(stack: Stack)
     print(f"measure: make run with no new data answered in {seconds:.1f}s (target in `make bench-runs`)")
 
 
+def make_run_behind(stack: Stack, waiting: str) -> str:
+    """`make run` while run `waiting` waits for a person: it queues a run and says so at once."""
+    lines = stack_command("make", "run").stdout.strip().splitlines()
+    queued = lines[0].split(" run ", 1)[1].split(" ", 1)[0]
+    stack.runs.append(queued)
+    assert lines[-1] == (
+        f"{DAG_ID}: run {queued} is queued behind run {waiting}, which waits for an answer to its "
+        "promotion request: make approve / make reject (or the Airflow UI), then make follow"), lines
+    return queued
+
+
 def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack, tmp_path: Path) -> None:
     client = stack.airflow()
     client.wait_until_idle()
     known = {run["dag_run_id"] for run in client.runs()}
     # A new version of the same table: one row repeated (prepare drops duplicates, so the
     # model, and its score against the Staging model's, stay the same).
-    current = stack.s3().get_object(Bucket="dvc-data", Key=data_object_key(published_pointer(stack)["md5"]))
-    table = current["Body"].read().decode()
+    table = stack.s3().get_object(Bucket="dvc-data", Key=data_object_key(published_pointer(stack)["md5"])
+                                  )["Body"].read().decode()
     new_file = tmp_path / "breast_cancer_v2.csv"
     new_file.write_text(table + table.splitlines()[1] + "\n", encoding="utf-8")
 
@@ -375,6 +386,8 @@ def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack
     assert 0.0 <= new_run.data.metrics["drift.share"] <= 1.0
     assert "drift_report.html" in {a.path for a in mlflow_client(stack).list_artifacts(version.run_id)}
 
+    queued = make_run_behind(stack, run_id)
+
     # A person rejects it: it stays the Staging model, Production is unchanged and they hear of it.
     state, tasks = answer(stack, run_id, "Reject")
     assert state == "success", tasks
@@ -385,6 +398,9 @@ def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack
     assert message["outcome"] == "rejected"
     assert message["reason"] == (f"version {version.version} stays in Staging (Reject by admin): "
                                  f"Production is unchanged and serves version {serving.version}")
+    # The queued run goes on once the answer is in: nothing is newer than the Staging model now.
+    assert client.follow(queued, timeout=600) == "success"
+    assert client.outcome(queued).startswith("skipped: no data version is newer than the Staging model's")
 
 
 def test_make_rollback_serves_the_version_approved_before(stack: Stack) -> None:
@@ -494,6 +510,53 @@ def test_a_corrupt_data_version_fails_at_once_without_retries_and_notifies(stack
 
 def test_no_step_container_is_left_behind(stack: Stack) -> None:  # pylint: disable=unused-argument
     assert step_containers() == []
+
+
+PROXY_PROBE = """
+import io, json, os, socket, docker
+client = docker.APIClient(base_url=os.environ["CT_DOCKER_URL"])
+image = os.environ["CT_IMAGE_PREFIX"] + "check-data:" + os.environ["CT_IMAGE_TAG"]
+def attempt(call):
+    try:
+        call()
+        return "allowed"
+    except docker.errors.APIError as exc:
+        return f"{exc.status_code} {exc.explanation}"
+print(json.dumps({
+    "socket": os.path.exists("/var/run/docker.sock"),
+    "url": os.environ["CT_DOCKER_URL"],
+    "privileged": attempt(lambda: client.create_container(
+        image, host_config=client.create_host_config(privileged=True))),
+    "bind mount": attempt(lambda: client.create_container(
+        image, host_config=client.create_host_config(binds=["/:/host"]))),
+    "exec": attempt(lambda: client.exec_create(socket.gethostname(), ["id"])),
+    "build": attempt(lambda: list(client.build(fileobj=io.BytesIO(b"FROM scratch\\n")))),
+}))
+"""
+
+
+def test_airflow_reaches_docker_only_through_the_proxy_which_refuses_the_host(
+    stack: Stack,  # pylint: disable=unused-argument
+) -> None:
+    """Every step above ran through the proxy; from the scheduler, the doors to the host are shut."""
+    probe = compose("exec", "-T", "airflow-scheduler", "python", "-c", PROXY_PROBE)
+    answers = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert answers.pop("socket") is False
+    assert answers.pop("url") == "tcp://docker-proxy:2375"
+    refused = "403 refused by the stack's Docker API proxy: "
+    assert answers["privileged"] == refused + "create.HostConfig.Privileged must be empty", answers
+    assert answers["bind mount"] == refused + "create.HostConfig.Binds must be empty", answers
+    for call in ("exec", "build"):
+        assert answers[call].startswith(refused) and f"/{call} is not among" in answers[call], answers
+    # The pipeline's own containers were created through it (its access log), none refused.
+    log = compose("logs", "--no-color", "docker-proxy").stdout
+    created = [line for line in log.splitlines() if "POST /v1." in line and "/containers/create" in line]
+    assert len(created) > 20 and all(" 201 " in line for line in created if " 403 " not in line)
+    mounts = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .Mounts}}{{.Source}} {{end}}",
+         compose("ps", "-q", "airflow-scheduler").stdout.strip()],
+        capture_output=True, text=True, check=True).stdout
+    assert "docker.sock" not in mounts
 
 
 def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
