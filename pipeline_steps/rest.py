@@ -10,6 +10,7 @@ refuses every retry the same way, so it gives a permanent error.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -34,14 +35,20 @@ def call_json(
     *,
     body: Any = None,
     token: str | None = None,
+    login: tuple[str, str] | None = None,
     timeout: float = TIMEOUT_SECONDS,
 ) -> Any:
-    """Send ``body`` as JSON to ``base_url + path`` and return the parsed JSON answer."""
+    """Send ``body`` as JSON to ``base_url + path`` and return the parsed JSON answer.
+
+    ``token`` logs in with a bearer token (Airflow), ``login`` with a user and password (MLflow).
+    """
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    elif login:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(login).encode()).decode()
     request = urllib.request.Request(
         base_url.rstrip("/") + path,
         data=None if body is None else json.dumps(body).encode(),
@@ -73,4 +80,6 @@ def _status_error(service: str, base_url: str, what: str, exc: urllib.error.HTTP
         return ServiceUnreachableError(message)
     if exc.code == 404:
         return NotFoundError(message)
+    if exc.code == 401:
+        return RequestRefusedError(f"{message}: the login is missing or wrong")
     return RequestRefusedError(message)

@@ -101,6 +101,8 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # one flat reco
     git_commit: str | None = None
     image: str | None = None
     airflow_api: AirflowApiSettings | None = None
+    # MLflow's basic-auth login (user, password); MLflow's client reads the same variables.
+    mlflow_login: tuple[str, str] | None = field(default=None, repr=False)
 
     def pointer_uri(self, dataset_name: str) -> str:
         """Where the newest published version of a dataset name is announced."""
@@ -227,6 +229,20 @@ def _airflow_api(env: Mapping[str, str]) -> AirflowApiSettings | None:
     return AirflowApiSettings(url=str(url).rstrip("/"), username=str(username), password=str(password))
 
 
+_MLFLOW_LOGIN_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def _mlflow_login(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """Both or neither: a user without a password would only fail at MLflow, less clearly."""
+    username, password = (_optional(env, name) for name in _MLFLOW_LOGIN_VARIABLES)
+    if username and password:
+        return username, password
+    if username or password:
+        missing = _MLFLOW_LOGIN_VARIABLES[0] if password else _MLFLOW_LOGIN_VARIABLES[1]
+        raise SettingsError(f"{missing} must be set too: MLflow's login needs a user and a password")
+    return None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` naming the first bad one."""
     env = os.environ if env is None else env
@@ -259,4 +275,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         git_commit=_optional(env, "GIT_COMMIT"),
         image=_optional(env, "STEP_IMAGE"),
         airflow_api=_airflow_api(env),
+        mlflow_login=_mlflow_login(env),
     )

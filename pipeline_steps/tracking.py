@@ -54,7 +54,9 @@ def connect(settings: Settings) -> Any:
 
     uri = settings.mlflow_tracking_uri
     if uri.startswith(("http://", "https://")):
-        rest.call_json("MLflow", uri, "GET", "/api/2.0/mlflow/experiments/search?max_results=1")
+        # The login MLflow's client sends too (MLFLOW_TRACKING_USERNAME/PASSWORD): checked here first.
+        rest.call_json("MLflow", uri, "GET", "/api/2.0/mlflow/experiments/search?max_results=1",
+                       login=settings.mlflow_login)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     log.info("tracking at %s", uri)

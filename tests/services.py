@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -114,8 +115,11 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
 
 
 @contextmanager
-def mlflow_server(workdir: Path, s3: S3Server) -> Iterator[str]:
-    """An MLflow tracking server and registry: SQLite backend, artifacts proxied to S3."""
+def mlflow_server(workdir: Path, s3: S3Server, admin_password: str | None = None) -> Iterator[str]:
+    """An MLflow tracking server and registry: SQLite backend, artifacts proxied to S3.
+
+    With ``admin_password``, MLflow's basic-auth app as the stack runs it: user ``admin``.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -129,6 +133,15 @@ def mlflow_server(workdir: Path, s3: S3Server) -> Iterator[str]:
         "--artifacts-destination", "s3://mlflow-artifacts/artifacts",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
+    if admin_password:
+        config = workdir / "basic_auth.ini"
+        config.write_text(f"[mlflow]\ndefault_permission = READ\n"
+                          f"database_uri = sqlite:///{workdir / 'auth.db'}\nadmin_username = admin\n"
+                          "auth_cache_ttl_seconds = 60\n",
+                          encoding="utf-8")
+        env.update(MLFLOW_AUTH_CONFIG_PATH=str(config), MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
+                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
+        command[2:2] = ["--app-name", "basic-auth"]
     uri = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

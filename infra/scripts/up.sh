@@ -86,7 +86,7 @@ done
 cat <<MSG
 stack: healthy (S3: $backend, images: $CT_IMAGE_TAG)
   Airflow UI   http://localhost:${AIRFLOW_PORT:-8080}   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
-  MLflow UI    http://localhost:${MLFLOW_PORT:-5000}
+  MLflow UI    http://localhost:${MLFLOW_PORT:-5000}   user admin, password MLFLOW_ADMIN_PASSWORD in .env
   S3 API       http://localhost:${S3_PORT:-9000}   keys S3_ACCESS_KEY / S3_SECRET_KEY in .env
   Trigger a training run: make run
 MSG

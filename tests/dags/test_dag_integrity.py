@@ -76,7 +76,8 @@ def test_step_containers_are_safe_to_retry(dag) -> None:
         task = dag.get_task(task_id)
         assert task.mount_tmp_dir is False
         assert task.network_mode == "mlops"
-        assert "AWS_SECRET_ACCESS_KEY" not in task.environment
+        # Secrets reach the container at run time only (private_environment), never the DAG.
+        assert not {"AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"} & set(task.environment)
         assert task.environment["XGB_PARAMS"] == "{{ (params.get('xgb_params') or {}) | tojson }}"
         assert "--output s3://pipeline-runs/runs/{{ dag_run.run_id" in task.command
 

@@ -206,3 +206,10 @@ def test_docker_proxy_refuses_exec_build_pull_volumes_networks_and_old_api_versi
     assert "1.23" in refusal(post_json(proxied, f"/v1.23/containers/{running}/start",
                                        '{"Privileged": true}'))
     assert docker("volume", "ls", "-q", "--filter", "name=ct-proxy-test").stdout.strip() == ""
+
+
+def test_mlflow_carries_its_basic_auth_app(docker: Docker) -> None:
+    """The stack runs `mlflow server --app-name basic-auth`: the app and its Flask-WTF are in the image."""
+    script = "import flask_wtf, mlflow.server.auth; print('ok')"
+    done = docker("run", "--rm", "--entrypoint", "python", ref("mlflow"), "-c", script)
+    assert done.stdout.strip() == "ok", done.stderr

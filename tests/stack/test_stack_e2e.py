@@ -13,6 +13,7 @@ every run, model and dataset.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import subprocess
@@ -127,6 +128,7 @@ def test_make_up_prints_where_everything_is(stack: Stack) -> None:
     assert f"Airflow UI   {stack.airflow_url}" in stack.up_output
     assert f"MLflow UI    {stack.mlflow_url}" in stack.up_output
     assert "AIRFLOW_ADMIN_PASSWORD in .env" in stack.up_output
+    assert "MLFLOW_ADMIN_PASSWORD in .env" in stack.up_output
     assert (REPO / ".env.e2e").stat().st_mode & 0o777 == 0o600
 
 
@@ -148,11 +150,30 @@ def test_airflow_needs_a_login_and_then_shows_the_dag(stack: Stack) -> None:
     assert dag["is_paused"] is False
 
 
-def test_mlflow_answers_its_api_by_service_name_and_from_the_host(stack: Stack) -> None:
-    assert mlflow_client(stack).search_experiments() is not None
+def mlflow_status(url: str, login: tuple[str, str] | None = None) -> tuple[int, str]:
+    """HTTP status of a GET, and the login scheme the server asks for when it refuses."""
+    request = urllib.request.Request(url)
+    if login:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(login).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers.get("WWW-Authenticate", "")
+
+
+def test_mlflow_asks_for_a_login_and_answers_with_it_by_service_name_and_from_the_host(stack: Stack) -> None:
+    api = f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert mlflow_status(api) == (401, 'Basic realm="mlflow"')
+    assert mlflow_status(api, ("admin", "not-the-password"))[0] == 401
+    assert mlflow_status(api, ("admin", stack.env["MLFLOW_ADMIN_PASSWORD"])) == (200, "")
+    # A browser is asked for a login (basic auth) before the UI shows anything.
+    assert mlflow_status(f"{stack.mlflow_url}/")[1].startswith("Basic")
+    assert mlflow_client(stack).search_experiments() is not None  # MLFLOW_TRACKING_USERNAME/PASSWORD
     probe = compose("exec", "-T", "airflow-scheduler", "python3", "-c",
-                    "import urllib.request as u; print(u.urlopen('http://mlflow:5000/api/2.0/mlflow/"
-                    "experiments/search?max_results=1').status)")
+                    "import sys; sys.path.insert(0, '/opt/airflow/dags'); import urllib.request as u; "
+                    "from ct_tasks import mlflow_api; print(u.urlopen(u.Request('http://mlflow:5000/api/2.0/"
+                    "mlflow/experiments/search?max_results=1', headers=mlflow_api.headers())).status)")
     assert probe.stdout.strip().endswith("200")
 
 

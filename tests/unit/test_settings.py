@@ -103,6 +103,17 @@ def test_a_partial_airflow_api_is_named(unset: tuple[str, ...], named: str) -> N
         load_settings(env)
 
 
+def test_the_mlflow_login_is_optional_read_whole_and_never_printed() -> None:
+    assert load_settings({}).mlflow_login is None
+    settings = load_settings({"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "s3cret"})
+    assert settings.mlflow_login == ("admin", "s3cret")
+    assert "s3cret" not in repr(settings)
+    with pytest.raises(SettingsError, match="^MLFLOW_TRACKING_PASSWORD must be set too: MLflow's login"):
+        load_settings({"MLFLOW_TRACKING_USERNAME": "admin"})
+    with pytest.raises(SettingsError, match="^MLFLOW_TRACKING_USERNAME must be set too: MLflow's login"):
+        load_settings({"MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": "s3cret"})
+
+
 def test_an_airflow_api_url_without_a_scheme_is_named() -> None:
     with pytest.raises(SettingsError, match="^AIRFLOW_API_URL must start with http:// or https://"):
         load_settings({**AIRFLOW_API, "AIRFLOW_API_URL": "airflow-apiserver:8080"})

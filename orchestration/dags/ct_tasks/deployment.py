@@ -48,7 +48,8 @@ PASSED_SETTINGS = (
     "DATASET_NAME", "TARGET_COLUMN", "CSV_DELIMITER", "SEED", "TEST_SIZE", "QUALITY_METRIC",
     "POSITIVE_CLASS", "DROP_COLUMNS",
 )  # not GIT_COMMIT: each step image carries the commit its code was built from
-SECRET_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+SECRET_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_USERNAME",
+                   "MLFLOW_TRACKING_PASSWORD")
 
 # pipeline_steps.cli.EXIT_PERMANENT: a step failure that no retry can fix. Repeated here
 # because Airflow's images do not carry the steps' package; a DAG test checks they agree.
@@ -74,5 +75,5 @@ def step_environment() -> dict[str, str]:
 
 
 def secret_environment() -> dict[str, str]:
-    """S3 keys: read when the task runs, so they never enter the serialized DAG."""
+    """S3 keys and the MLflow login: read when the task runs, so they never enter the serialized DAG."""
     return {name: os.environ.get(name, "") for name in SECRET_SETTINGS}
