@@ -22,6 +22,8 @@ from pathlib import Path
 
 ACCESS_KEY = "ct-test-access"
 SECRET_KEY = "ct-test-secret-0123456789"
+PIPELINE_ACCESS_KEY = "ct-test-pipeline"
+PIPELINE_SECRET_KEY = "ct-test-pipeline-secret-0123"
 BUCKETS = ("dvc-data", "mlflow-artifacts", "pipeline-runs")
 # weed mini listens on each of these; all are pinned so none moves to a taken port.
 _WEED_PORTS = (
@@ -95,6 +97,12 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
         "name": "admin",
         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }, {
+        # Scoped as the stack scopes its steps (infra/docker-compose.yml, S3_IDENTITY_PIPELINE).
+        "name": "pipeline",
+        "credentials": [{"accessKey": PIPELINE_ACCESS_KEY, "secretKey": PIPELINE_SECRET_KEY}],
+        "actions": ["Read:dvc-data", "List:dvc-data", "Read:pipeline-runs", "List:pipeline-runs",
+                    "Write:pipeline-runs", "Tagging:pipeline-runs"],
     }]}))
     (workdir / "data").mkdir()
     port = free_port()

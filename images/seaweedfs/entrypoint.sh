@@ -3,8 +3,10 @@
 # with its S3 API on :9000 and data under /data.
 #
 # The identities file is written at start from AWS_ACCESS_KEY_ID and
-# AWS_SECRET_ACCESS_KEY, so no key is ever baked into the image; without it
-# SeaweedFS would accept any key. Every port is pinned: when a default port is
+# AWS_SECRET_ACCESS_KEY (the admin), so no key is ever baked into the image;
+# without it SeaweedFS would accept any key. Each S3_IDENTITY_<NAME> variable adds
+# a scoped identity: "<access key>:<secret key>:<action>,<action>...", where an
+# action is SeaweedFS's, e.g. Read:dvc-data or Write:pipeline-runs. Every port is pinned: when a default port is
 # taken, `weed mini` silently moves to the next one. Extra arguments (e.g.
 # -bucket=a,b) are passed on to `weed mini`.
 set -eu
@@ -16,14 +18,26 @@ config="${TMPDIR:-/tmp}/s3.json"
 umask 077
 python3 -c '
 import json, os, sys
-identity = {
+identities = [{
     "name": "admin",
     "credentials": [{"accessKey": os.environ["AWS_ACCESS_KEY_ID"],
                      "secretKey": os.environ["AWS_SECRET_ACCESS_KEY"]}],
     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-}
+}]
+for variable, value in sorted(os.environ.items()):
+    if not variable.startswith("S3_IDENTITY_"):
+        continue
+    key, secret, actions = (value.split(":", 2) + ["", ""])[:3]
+    if not (key and secret and actions):
+        sys.exit(f"seaweedfs: {variable} must be <access key>:<secret key>:<action>,<action>...")
+    identities.append({
+        "name": variable[len("S3_IDENTITY_"):].lower(),
+        "credentials": [{"accessKey": key, "secretKey": secret}],
+        "actions": actions.split(","),
+    })
 with open(sys.argv[1], "w") as out:
-    json.dump({"identities": [identity]}, out)
+    json.dump({"identities": identities}, out)
+print("seaweedfs: S3 identities:", ", ".join(i["name"] for i in identities), file=sys.stderr)
 ' "$config"
 
 exec weed mini \

@@ -47,14 +47,19 @@ def test_postgres_honours_the_official_images_environment(
 def test_seaweedfs_serves_s3_with_the_configured_keys_only(
     docker: Docker, container: Callable[..., str]
 ) -> None:
-    """S3 on :9000 with the keys from the environment; any other key is refused."""
+    """S3 on :9000 with the keys from the environment; any other key is refused.
+
+    An S3_IDENTITY_<NAME> variable adds a scoped identity: here one that may only read.
+    """
     import boto3  # pylint: disable=import-outside-toplevel
     from botocore.config import Config  # pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
     from botocore.exceptions import ClientError, EndpointConnectionError
 
     name = container(
-        "-e", f"AWS_ACCESS_KEY_ID={S3_KEY}", "-e", f"AWS_SECRET_ACCESS_KEY={S3_SECRET}", ref("seaweedfs")
+        "-e", f"AWS_ACCESS_KEY_ID={S3_KEY}", "-e", f"AWS_SECRET_ACCESS_KEY={S3_SECRET}",
+        "-e", "S3_IDENTITY_READER=reader:reader-secret-1:Read:ct-images-test,List:ct-images-test",
+        ref("seaweedfs"),
     )
     networks = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
     ip = docker("inspect", "-f", networks, name).stdout.strip()
@@ -79,6 +84,10 @@ def test_seaweedfs_serves_s3_with_the_configured_keys_only(
     assert s3.get_object(Bucket="ct-images-test", Key="a/b.txt")["Body"].read() == b"hello"
     with pytest.raises(ClientError):
         client("intruder", "not-the-secret").list_objects_v2(Bucket="ct-images-test")
+    reader = client("reader", "reader-secret-1")
+    assert reader.get_object(Bucket="ct-images-test", Key="a/b.txt")["Body"].read() == b"hello"
+    with pytest.raises(ClientError, match="AccessDenied"):
+        reader.put_object(Bucket="ct-images-test", Key="a/c.txt", Body=b"no")
     assert docker("exec", name, "id", "-u").stdout.strip() != "0"
 
 

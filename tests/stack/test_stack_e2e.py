@@ -28,7 +28,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tests.stack.conftest import REPO, Stack, compose, stack_command
+from tests.stack.conftest import REPO, STACK_ENV, Stack, compose, stack_command
 
 DAG_ID = "ml_training_pipeline"
 METRICS_REPORT = REPO / "bench" / "results" / "e2e-metrics.json"
@@ -203,6 +203,52 @@ def make_score(stack: Stack, file: Path) -> tuple[str, str]:
     run_id = next(line for line in lines if line.startswith("following batch_scoring run ")).split()[3]
     stack.runs.append(run_id)
     return run_id, lines[-1]
+
+
+def s3_as(stack: Stack, identity: str):
+    """boto3 S3 client with one of the stack's scoped identities (PIPELINE, PUBLISHER, MLFLOW)."""
+    import boto3  # pylint: disable=import-outside-toplevel
+
+    return boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1",
+                        aws_access_key_id=stack.env[f"S3_{identity}_ACCESS_KEY"],
+                        aws_secret_access_key=stack.env[f"S3_{identity}_SECRET_KEY"])
+
+
+def refused(call) -> str:
+    from botocore.exceptions import ClientError  # pylint: disable=import-outside-toplevel
+
+    with pytest.raises(ClientError) as denied:
+        call()
+    return denied.value.response["Error"]["Code"]
+
+
+def test_each_s3_identity_reaches_only_what_it_needs(stack: Stack) -> None:
+    pipeline, publisher, mlflow_s3 = (s3_as(stack, name) for name in ("PIPELINE", "PUBLISHER", "MLFLOW"))
+    # The steps read the data and write runs, but cannot write the DVC remote.
+    assert pipeline.get_object(Bucket="dvc-data", Key=POINTER_KEY)["Body"].read()
+    assert refused(lambda: pipeline.put_object(Bucket="dvc-data", Key="x.txt", Body=b"x")) == "AccessDenied"
+    pipeline.put_object(Bucket="pipeline-runs", Key="identity-check.txt", Body=b"x")
+    stack.s3().delete_object(Bucket="pipeline-runs", Key="identity-check.txt")
+    assert refused(lambda: pipeline.list_objects_v2(Bucket="mlflow-artifacts")) == "AccessDenied"
+    # The publisher writes the data only; MLflow reaches its artifacts only.
+    assert refused(lambda: publisher.put_object(Bucket="pipeline-runs", Key="x", Body=b"x")) == "AccessDenied"
+    assert refused(lambda: mlflow_s3.list_objects_v2(Bucket="dvc-data")) == "AccessDenied"
+    assert mlflow_s3.list_objects_v2(Bucket="mlflow-artifacts")["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_a_step_with_a_wrong_s3_key_fails_at_once_in_one_line(
+    stack: Stack,  # pylint: disable=unused-argument
+) -> None:
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--network", STACK_ENV["CT_DOCKER_NETWORK"],
+         "-e", "S3_ENDPOINT_URL=http://s3:9000", "-e", "AWS_ACCESS_KEY_ID=ct-not-a-key",
+         "-e", "AWS_SECRET_ACCESS_KEY=not-the-secret", "-e", "MLFLOW_TRACKING_URI=http://mlflow:5000",
+         "ct-check-data:latest"], capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 3, done.stderr  # no retry brings the right key
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: check_data: S3 at http://s3:9000 refused access to s3://dvc-data/{POINTER_KEY} "
+        "(InvalidAccessKeyId): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), done.stderr
 
 
 def test_scoring_before_any_model_is_approved_ends_in_one_line(stack: Stack, tmp_path: Path) -> None:
