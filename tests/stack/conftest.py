@@ -181,18 +181,27 @@ def stack() -> Iterator[Stack]:
     ENV_FILE.unlink(missing_ok=True)
     try:
         up = stack_command("infra/scripts/up.sh")
-        env = airflow_client.read_env_file(ENV_FILE)
-        # MLflow asks for a login: the tests' MLflow clients log in as a user on the host does.
-        os.environ.update(MLFLOW_TRACKING_USERNAME="admin",
-                          MLFLOW_TRACKING_PASSWORD=env["MLFLOW_ADMIN_PASSWORD"])
-        yield Stack(env=env, up_output=up.stdout + up.stderr, notifications=receiver)
+        yield Stack(env=airflow_client.read_env_file(ENV_FILE), up_output=up.stdout + up.stderr,
+                    notifications=receiver)
     finally:
-        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-            os.environ.pop(name, None)
         logs = compose("logs", "--no-color", "--tail=300", check=False)
         (REPO / "stack-logs.txt").write_text(logs.stdout + logs.stderr, encoding="utf-8")
         compose("down", "--volumes", "--remove-orphans", check=False)
         receiver.server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_login(
+    _clean_settings: None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow asks for a login: the tests' MLflow clients log in as a user on the host does.
+
+    Set after tests/conftest.py has cleared every setting, MLflow's login among them.
+    """
+    if "stack" in request.fixturenames:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD",
+                           request.getfixturevalue("stack").env["MLFLOW_ADMIN_PASSWORD"])
 
 
 @pytest.fixture(autouse=True)
