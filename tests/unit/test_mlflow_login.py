@@ -43,11 +43,11 @@ def check_data(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[st
 def test_a_step_with_the_login_tracks_and_registers(
     login_mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One environment, as in a step container: the settings and MLflow's client both read it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", login_mlflow_uri)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
-    client = tracking.connect(load_settings({"MLFLOW_TRACKING_URI": login_mlflow_uri,
-                                             "MLFLOW_TRACKING_USERNAME": "admin",
-                                             "MLFLOW_TRACKING_PASSWORD": PASSWORD}))
+    client = tracking.connect(load_settings())
     experiment = client.create_experiment(f"login-{uuid.uuid4().hex[:6]}")
     run = client.create_run(experiment)
     client.log_metric(run.info.run_id, "f1", 0.9)
