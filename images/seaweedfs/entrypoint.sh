@@ -2,17 +2,18 @@
 # S3 service for the stack: `weed mini` (master, volume, filer, S3 in one process)
 # with its S3 API on :9000 and data under /data.
 #
-# The identities file is written at start from AWS_ACCESS_KEY_ID and
-# AWS_SECRET_ACCESS_KEY (the admin), so no key is ever baked into the image;
-# without it SeaweedFS would accept any key. Each S3_IDENTITY_<NAME> variable adds
-# a scoped identity: "<access key>:<secret key>:<action>,<action>...", where an
-# action is SeaweedFS's, e.g. Read:dvc-data or Write:pipeline-runs. Every port is pinned: when a default port is
-# taken, `weed mini` silently moves to the next one. Extra arguments (e.g.
-# -bucket=a,b) are passed on to `weed mini`.
+# The identities file is written at start from S3_ACCESS_KEY and S3_SECRET_KEY
+# (the admin), so no key is ever baked into the image; without it SeaweedFS would
+# accept any key. Each S3_IDENTITY_<NAME> variable adds a scoped identity whose keys
+# are S3_<NAME>_ACCESS_KEY and S3_<NAME>_SECRET_KEY; its value is the identity's
+# actions, "<action>,<action>...", each SeaweedFS's, e.g. Read:dvc-data or
+# Write:pipeline-runs. (The stack gives the keys as files: infra/with-secrets.sh.)
+# Every port is pinned: when a default port is taken, `weed mini` silently moves
+# to the next one. Extra arguments (e.g. -bucket=a,b) are passed on to `weed mini`.
 set -eu
 
-: "${AWS_ACCESS_KEY_ID:?seaweedfs: AWS_ACCESS_KEY_ID must be set (the S3 admin key)}"
-: "${AWS_SECRET_ACCESS_KEY:?seaweedfs: AWS_SECRET_ACCESS_KEY must be set (the S3 admin secret)}"
+: "${S3_ACCESS_KEY:?seaweedfs: S3_ACCESS_KEY must be set (the S3 admin key)}"
+: "${S3_SECRET_KEY:?seaweedfs: S3_SECRET_KEY must be set (the S3 admin secret)}"
 
 config="${TMPDIR:-/tmp}/s3.json"
 umask 077
@@ -20,20 +21,24 @@ python3 -c '
 import json, os, sys
 identities = [{
     "name": "admin",
-    "credentials": [{"accessKey": os.environ["AWS_ACCESS_KEY_ID"],
-                     "secretKey": os.environ["AWS_SECRET_ACCESS_KEY"]}],
+    "credentials": [{"accessKey": os.environ["S3_ACCESS_KEY"],
+                     "secretKey": os.environ["S3_SECRET_KEY"]}],
     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
 }]
 for variable, value in sorted(os.environ.items()):
     if not variable.startswith("S3_IDENTITY_"):
         continue
-    key, secret, actions = (value.split(":", 2) + ["", ""])[:3]
-    if not (key and secret and actions):
-        sys.exit(f"seaweedfs: {variable} must be <access key>:<secret key>:<action>,<action>...")
+    name = variable[len("S3_IDENTITY_"):]
+    key = os.environ.get(f"S3_{name}_ACCESS_KEY", "")
+    secret = os.environ.get(f"S3_{name}_SECRET_KEY", "")
+    if not (key and secret):
+        sys.exit(f"seaweedfs: {variable} needs its keys S3_{name}_ACCESS_KEY and S3_{name}_SECRET_KEY")
+    if not value or ":" not in value:
+        sys.exit(f"seaweedfs: {variable} must be <action>,<action>..., e.g. Read:dvc-data,List:dvc-data")
     identities.append({
-        "name": variable[len("S3_IDENTITY_"):].lower(),
+        "name": name.lower(),
         "credentials": [{"accessKey": key, "secretKey": secret}],
-        "actions": actions.split(","),
+        "actions": value.split(","),
     })
 with open(sys.argv[1], "w") as out:
     json.dump({"identities": identities}, out)

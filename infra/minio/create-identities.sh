@@ -1,7 +1,7 @@
 #!/bin/sh
 # MinIO: create the stack's scoped S3 users from S3_IDENTITY_<NAME> variables, the same
-# "<access key>:<secret key>:<action>,<action>..." that SeaweedFS reads
-# (images/seaweedfs/entrypoint.sh). Each becomes a MinIO user with a policy ct-<name>
+# "<action>,<action>..." that SeaweedFS reads (images/seaweedfs/entrypoint.sh), with the
+# keys S3_<NAME>_ACCESS_KEY and S3_<NAME>_SECRET_KEY. Each becomes a MinIO user with a policy ct-<name>
 # allowing exactly those actions; Read/List/Write/Tagging:<bucket> map onto the S3
 # actions below. Run inside the MinIO container (infra/minio/start.sh) with the root
 # credentials. No service accounts or STS users are made (CVE-2025-62506, README
@@ -21,8 +21,11 @@ statement() {  # statement ACTION BUCKET: one policy statement, JSON
 }
 
 env | grep '^S3_IDENTITY_' | while IFS='=' read -r variable value; do
-  name="$(echo "${variable#S3_IDENTITY_}" | tr 'A-Z' 'a-z')"
-  key="${value%%:*}"; rest="${value#*:}"; secret="${rest%%:*}"; actions="${rest#*:}"
+  upper="${variable#S3_IDENTITY_}"
+  name="$(echo "$upper" | tr 'A-Z' 'a-z')"
+  key="$(printenv "S3_${upper}_ACCESS_KEY")" || { echo "s3-identities: S3_${upper}_ACCESS_KEY is not set" >&2; exit 2; }
+  secret="$(printenv "S3_${upper}_SECRET_KEY")" || { echo "s3-identities: S3_${upper}_SECRET_KEY is not set" >&2; exit 2; }
+  actions="$value"
   statements=""
   for action in $(echo "$actions" | tr ',' ' '); do
     statements="${statements:+$statements,}$(statement "${action%%:*}" "${action#*:}")"

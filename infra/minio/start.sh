@@ -3,6 +3,9 @@
 # (create-identities.sh), then keep serving. The health check waits for the marker, so
 # nothing uses S3 before its user exists.
 set -eu
+: "${S3_ACCESS_KEY:?minio: S3_ACCESS_KEY must be set (the S3 admin key)}"
+: "${S3_SECRET_KEY:?minio: S3_SECRET_KEY must be set (the S3 admin secret)}"
+export MINIO_ROOT_USER="$S3_ACCESS_KEY" MINIO_ROOT_PASSWORD="$S3_SECRET_KEY"
 rm -f /tmp/identities-ready
 minio "$@" &
 server=$!

@@ -2,8 +2,13 @@
 # Write .env with fresh random secrets. A secret already in .env is never changed
 # (its value is already in the database volumes); one that a newer version of the
 # stack added is appended, so an old .env keeps working. Mode 600, git-ignored.
+#
+# Then copy each secret into its own file, <.env>.secrets/NAME: the containers get
+# secrets as files (compose `secrets:`), never as environment that `docker inspect`
+# shows. .env stays the one place to read or change them; make up copies them again.
 set -euo pipefail
 target="${1:-$(cd "$(dirname "$0")/../.." && pwd)/.env}"
+secrets_dir="$target.secrets"
 
 secret() { python3 -c "import secrets; print(secrets.token_hex($1))"; }
 fernet() { python3 -c "import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"; }
@@ -44,3 +49,15 @@ done
 if [ "${#added[@]}" -gt 0 ] && [ "${#added[@]}" -lt "${#SECRETS[@]}" ]; then
   echo "stack: added ${added[*]} to $target" >&2
 fi
+
+# One file per secret, exactly the value (no newline). The directory is the owner's
+# only; the files are readable by any user because a container's own user (postgres,
+# airflow) reads them through its bind mount, which never passes this directory.
+mkdir -p "$secrets_dir"
+chmod 700 "$secrets_dir"
+for name in "${SECRETS[@]}"; do
+  value="$(grep "^$name=" "$target" | tail -n 1)"
+  printf '%s' "${value#*=}" >"$secrets_dir/$name.tmp"
+  chmod 644 "$secrets_dir/$name.tmp"
+  mv "$secrets_dir/$name.tmp" "$secrets_dir/$name"
+done

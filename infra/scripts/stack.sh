@@ -1,5 +1,6 @@
 # Shared by the stack scripts (sourced): the compose command, its files and the
-# variables the compose file reads that are not secrets (secrets live in .env).
+# variables the compose file reads that are not secrets (secrets live in .env, and
+# reach the containers as files from .env.secrets/).
 # shellcheck shell=bash
 
 STACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,7 +49,8 @@ s3_backend() {
 export_runtime_variables() {
   CT_IMAGE_TAG="${CT_IMAGE_TAG:-$(git_tag)}"
   DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
-  export CT_IMAGE_TAG DOCKER_GID
+  CT_SECRETS_DIR="$ENV_FILE.secrets"  # one file per secret, written by make-env.sh
+  export CT_IMAGE_TAG DOCKER_GID CT_SECRETS_DIR
 }
 
 # compose ARGS...: run compose on the stack with the chosen S3 service.

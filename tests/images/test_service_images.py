@@ -49,7 +49,8 @@ def test_seaweedfs_serves_s3_with_the_configured_keys_only(
 ) -> None:
     """S3 on :9000 with the keys from the environment; any other key is refused.
 
-    An S3_IDENTITY_<NAME> variable adds a scoped identity: here one that may only read.
+    An S3_IDENTITY_<NAME> variable adds a scoped identity (its keys S3_<NAME>_ACCESS_KEY and
+    S3_<NAME>_SECRET_KEY): here one that may only read.
     """
     import boto3  # pylint: disable=import-outside-toplevel
     from botocore.config import Config  # pylint: disable=import-outside-toplevel
@@ -57,8 +58,9 @@ def test_seaweedfs_serves_s3_with_the_configured_keys_only(
     from botocore.exceptions import ClientError, EndpointConnectionError
 
     name = container(
-        "-e", f"AWS_ACCESS_KEY_ID={S3_KEY}", "-e", f"AWS_SECRET_ACCESS_KEY={S3_SECRET}",
-        "-e", "S3_IDENTITY_READER=reader:reader-secret-1:Read:ct-images-test,List:ct-images-test",
+        "-e", f"S3_ACCESS_KEY={S3_KEY}", "-e", f"S3_SECRET_KEY={S3_SECRET}",
+        "-e", "S3_IDENTITY_READER=Read:ct-images-test,List:ct-images-test",
+        "-e", "S3_READER_ACCESS_KEY=reader", "-e", "S3_READER_SECRET_KEY=reader-secret-1",
         ref("seaweedfs"),
     )
     networks = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"

@@ -170,7 +170,8 @@ def test_mlflow_asks_for_a_login_and_answers_with_it_by_service_name_and_from_th
     # A browser is asked for a login (basic auth) before the UI shows anything.
     assert mlflow_status(f"{stack.mlflow_url}/")[1].startswith("Basic")
     assert mlflow_client(stack).search_experiments() is not None  # MLFLOW_TRACKING_USERNAME/PASSWORD
-    probe = compose("exec", "-T", "airflow-scheduler", "python3", "-c",
+    # The login is a secret file; the shim that starts Airflow makes it environment (as for tasks).
+    probe = compose("exec", "-T", "airflow-scheduler", "/bin/sh", "/ct/with-secrets", "python3", "-c",
                     "import sys; sys.path.insert(0, '/opt/airflow/dags'); import urllib.request as u; "
                     "from ct_tasks import mlflow_api; print(u.urlopen(u.Request('http://mlflow:5000/api/2.0/"
                     "mlflow/experiments/search?max_results=1', headers=mlflow_api.headers())).status)")
@@ -649,3 +650,38 @@ def test_no_image_carries_a_secret(stack: Stack) -> None:
                                 text=True, check=True).stdout
         leaked = [key for key, value in stack.env.items() if value in secrets and value in layers + config]
         assert leaked == [], f"{name} carries {leaked}"
+
+
+def secret_files() -> dict[str, str]:
+    """Every secret of the stack, by name: the files make up wrote from .env (one each)."""
+    folder = Path(STACK_ENV["ENV_FILE"] + ".secrets")
+    return {path.name: path.read_text() for path in sorted(folder.iterdir())}
+
+
+def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
+    """Secrets reach the services as files under /run/secrets, never as configuration."""
+    secrets = secret_files()
+    assert len(secrets) == 18 and all(len(value) >= 12 for value in secrets.values())
+    assert secrets["MLFLOW_ADMIN_PASSWORD"] == stack.env["MLFLOW_ADMIN_PASSWORD"]
+    listing = ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={STACK_ENV['COMPOSE_PROJECT_NAME']}"]
+    containers = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
+    inspected = json.loads(subprocess.run(["docker", "inspect", *containers], capture_output=True,
+                                          text=True, check=True).stdout)
+    services = {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
+    assert {"postgres", "s3", "s3-init", "mlflow", "docker-proxy", "airflow-init", "airflow-apiserver",
+            "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"} <= set(services)
+    for service, container in services.items():
+        shown = json.dumps(container)
+        leaked = [name for name, value in secrets.items() if value in shown]
+        assert leaked == [], f"docker inspect of {service} shows {leaked}"
+    # Each service has only the secrets it needs, as files.
+    def mounted(service: str) -> set[str]:
+        return {m["Destination"].removeprefix("/run/secrets/") for m in services[service]["Mounts"]
+                if m["Destination"].startswith("/run/secrets/")}
+    assert mounted("docker-proxy") == set()
+    assert mounted("mlflow") == {"MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert {"AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"} <= mounted("airflow-scheduler")
+    assert "S3_SECRET_KEY" not in mounted("airflow-scheduler") | mounted("mlflow")
+    # `airflow` started by `docker compose exec` (no shim) still reaches its database.
+    assert DAG_ID in compose("exec", "-T", "airflow-scheduler", "airflow", "dags", "list").stdout
