@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
@@ -40,8 +41,10 @@ SCORING_DAG_ID = "batch_scoring"
 SCORE_TASK = "score_table"
 FINISHED = {"success", "failed"}
 AWAITING = "awaiting_input"  # a human-in-the-loop task waiting for a person's answer
+QUEUED_BEHIND = "queued_behind_approval"  # queued (one run at a time) behind a run that waits for a person
 APPROVAL_TASK = "approve_promotion"
 PARK_SETTLE_SECONDS = 10  # see AirflowClient.answer_approval
+QUEUED_CHECK_SECONDS = 5  # how often a queued run being followed looks for an approval ahead of it
 # States of a try that ran and did not succeed (upstream_failed tasks never ran).
 FAILED_TRY_STATES = {"failed", "up_for_retry"}
 TIMEOUT_SECONDS = 60
@@ -286,11 +289,21 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
 
     def follow(self, run_id: str, dag_id: str = DAG_ID, timeout: float = 1800,
                out: Any = sys.stdout) -> str:
-        """Print each task's state changes until the run ends or waits for a person; return that state."""
+        """Print each task's state changes until the run ends or waits for a person; return that state.
+
+        A person is also what a queued run waits for when the run ahead of it (the DAG runs
+        one at a time) waits for an answer: that returns QUEUED_BEHIND, at whatever moment
+        the run ahead starts waiting, instead of following a run that cannot start.
+        """
         seen: dict[str, str | None] = {}
         started = time.monotonic()
+        checked_ahead = -math.inf
         while True:
             state = self.run(run_id, dag_id)["state"]
+            if state == "queued" and time.monotonic() - checked_ahead >= QUEUED_CHECK_SECONDS:
+                checked_ahead = time.monotonic()
+                if self.pending_approvals(dag_id):
+                    return QUEUED_BEHIND
             for task, task_state in self.task_states(run_id, dag_id).items():
                 if seen.get(task) != task_state:
                     seen[task] = task_state
@@ -355,18 +368,17 @@ def main() -> int:
         else:
             run_id = client.trigger(conf, dag_id)
             print(f"triggered {dag_id} run {run_id} (UI: {url}/dags/{dag_id})", flush=True)
-            waiting = client.pending_approvals() if dag_id == DAG_ID else []
-            if waiting:
-                # Following would block until a person answers: say so and end, as for awaiting_input.
-                print(f"{dag_id}: run {run_id} is queued behind run {waiting[-1]}, which waits for "
-                      "an answer to its promotion request: make approve / make reject (or the "
-                      "Airflow UI), then make follow", flush=True)
-                return 0
         if args.answer:  # the answer resumes the task: wait until it has left the awaiting state
             deadline = time.monotonic() + TIMEOUT_SECONDS
             while client.task_states(run_id).get(APPROVAL_TASK) == AWAITING and time.monotonic() < deadline:
                 time.sleep(1)
         state = client.follow(run_id, dag_id)
+        if state == QUEUED_BEHIND:  # following would block until a person answers: say so and end
+            ahead = client.pending_approvals(dag_id)
+            print(f"{dag_id}: run {run_id} is queued behind run {ahead[-1] if ahead else 'another run'}, "
+                  "which waits for an answer to its promotion request: make approve / make reject "
+                  "(or the Airflow UI), then make follow", flush=True)
+            return 0
         if state not in ("success", AWAITING):
             for task_id, try_number, _ in client.failed_tries(run_id, dag_id):
                 log = client.try_log(run_id, task_id, try_number, dag_id).splitlines()

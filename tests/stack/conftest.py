@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,11 +17,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.host_scripts import airflow_client
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,17 +38,6 @@ STACK_ENV = {
     "AIRFLOW_PORT": "18080", "MLFLOW_PORT": "15000", "S3_PORT": "19000", "S3_CONSOLE_PORT": "19001",
     "WAIT_SECONDS": "900", "CT_NOTIFY_WEBHOOK": f"http://host.docker.internal:{RECEIVER_PORT}/ct-notify",
 }
-
-
-def _load_airflow_client() -> ModuleType:
-    path = REPO / "infra" / "scripts" / "airflow_client.py"
-    spec = importlib.util.spec_from_file_location("airflow_client", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-airflow_client = _load_airflow_client()
 
 
 def stack_command(*args: str, check: bool = True) -> subprocess.CompletedProcess:

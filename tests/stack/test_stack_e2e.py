@@ -663,7 +663,8 @@ def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
     secrets = secret_files()
     assert len(secrets) == 18 and all(len(value) >= 12 for value in secrets.values())
     assert secrets["MLFLOW_ADMIN_PASSWORD"] == stack.env["MLFLOW_ADMIN_PASSWORD"]
-    listing = ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={STACK_ENV['COMPOSE_PROJECT_NAME']}"]
+    project = STACK_ENV["COMPOSE_PROJECT_NAME"]
+    listing = ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}"]
     containers = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
     inspected = json.loads(subprocess.run(["docker", "inspect", *containers], capture_output=True,
                                           text=True, check=True).stdout)
@@ -674,13 +675,15 @@ def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
         shown = json.dumps(container)
         leaked = [name for name, value in secrets.items() if value in shown]
         assert leaked == [], f"docker inspect of {service} shows {leaked}"
-    # Each service has only the secrets it needs, as files.
+
     def mounted(service: str) -> set[str]:
         return {m["Destination"].removeprefix("/run/secrets/") for m in services[service]["Mounts"]
                 if m["Destination"].startswith("/run/secrets/")}
+    # Each service has only the secrets it needs, as files.
     assert mounted("docker-proxy") == set()
-    assert mounted("mlflow") == {"MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
-                                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert mounted("mlflow") == {
+        "MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert {"AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"} <= mounted("airflow-scheduler")
     assert "S3_SECRET_KEY" not in mounted("airflow-scheduler") | mounted("mlflow")
     # `airflow` started by `docker compose exec` (no shim) still reaches its database.
