@@ -55,9 +55,13 @@ fi
 # airflow) reads them through its bind mount, which never passes this directory.
 mkdir -p "$secrets_dir"
 chmod 700 "$secrets_dir"
+# Written in place, not replaced: a running container's bind mount keeps the same file.
 for name in "${SECRETS[@]}"; do
   value="$(grep "^$name=" "$target" | tail -n 1)"
-  printf '%s' "${value#*=}" >"$secrets_dir/$name.tmp"
-  chmod 644 "$secrets_dir/$name.tmp"
-  mv "$secrets_dir/$name.tmp" "$secrets_dir/$name"
+  value="${value#*=}"
+  file="$secrets_dir/$name"
+  if [ ! -f "$file" ] || [ "$(cat "$file")" != "$value" ]; then
+    printf '%s' "$value" >"$file"
+  fi
+  chmod 644 "$file"
 done

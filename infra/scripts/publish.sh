@@ -15,6 +15,10 @@ file="${1:-}"
 [ -n "$file" ] || die "$target: name the file: make $target FILE=path/to/table.csv"
 [ -f "$file" ] || die "$target: $file does not exist"
 [ -f "$ENV_FILE" ] || die "$target: $ENV_FILE not found: start the stack first (make up)"
+export_runtime_variables
+image="${CT_IMAGE_PREFIX:-ct-}publish:$CT_IMAGE_TAG"
+docker image inspect "$image" >/dev/null 2>&1 \
+  || die "$target: the image $image (this commit's) is not built: run make up, which builds it and restarts the stack on it"
 
 result="$(compose run --rm -T -e LOG_LEVEL="${LOG_LEVEL:-WARNING}" publish \
   --file - --name "$(basename "$file")" "${flags[@]}" <"$file")" || exit $?
