@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline_steps import registry_model, tracking
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.model import LabelledModel
+from pipeline_steps.text import some
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def cannot_score(champion: LabelledModel, challenger: LabelledModel, test: pd.Da
                 f"{challenger.schema.positive_class!r}")
     missing = [name for name in champion.schema.feature_names if name not in test.columns]
     if missing:
-        return f"its feature(s) {', '.join(missing)} are not in this split"
+        return f"its feature(s) {some(missing)} are not in this split"
     return None
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline_steps.text import some
+
 # How Evidently names a per-column test: ValueDrift(column=<name>,method=<test>,threshold=<t>).
 _VALUE_DRIFT = re.compile(
     r"^ValueDrift\(column=(?P<column>.*),method=(?P<method>.*),threshold=(?P<threshold>[^,]*)\)$"
@@ -37,7 +39,7 @@ class DriftSummary:
         """One line for the gate's reason and the run's tag."""
         if not self.drifted:
             return f"no column drifted (0 of {self.columns})"
-        names = ", ".join(self.drifted_columns[:10]) + (", ..." if self.drifted > 10 else "")
+        names = some(self.drifted_columns)
         return f"{self.drifted} of {self.columns} columns drifted ({self.share:.0%}): {names}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from pipeline_steps.errors import DataValidationError
+from pipeline_steps.text import some
 
 NUMERIC, BOOLEAN, CATEGORICAL = "numeric", "boolean", "categorical"
 Label = str | int | bool
@@ -98,7 +99,7 @@ class TableSchema:
         if unknown:
             raise DataValidationError(
                 f"target column {self.target!r} holds labels the model has no class for: "
-                f"{', '.join(unknown[:5])} (its classes: {', '.join(map(str, self.classes))})"
+                f"{some(unknown)} (its classes: {some(self.classes)})"
             )
         return normalised.map(codes).astype("int64")
 
@@ -111,7 +112,7 @@ class TableSchema:
         missing = [name for name in self.feature_names if name not in frame.columns]
         if missing:
             raise DataValidationError(
-                f"the frame lacks column(s) the model was trained on: {', '.join(missing)}"
+                f"the frame lacks column(s) the model was trained on: {some(missing)}"
             )
         return pd.DataFrame(
             {f.name: _coerce(frame[f.name], f) for f in self.features}, index=frame.index
@@ -126,7 +127,7 @@ def _coerce(column: pd.Series, feature: Feature) -> pd.Series:
             unseen = sorted(set(text[~seen]))
             log.warning(
                 "column %r: %d value(s) not seen in training, scored as missing: %s",
-                feature.name, int((~seen).sum()), ", ".join(unseen[:5]),
+                feature.name, int((~seen).sum()), some(unseen),
             )
         return text.where(seen).astype(pd.CategoricalDtype(categories=list(feature.levels)))
     if feature.kind == BOOLEAN:
@@ -249,13 +250,13 @@ def differences(old: TableSchema, new: TableSchema) -> list[str]:
     new_kinds = {f.name: f.kind for f in new.features}
     changes = []
     if gone := [n for n in old_kinds if n not in new_kinds]:
-        changes.append(f"feature(s) gone: {', '.join(gone)}")
+        changes.append(f"feature(s) gone: {some(gone)}")
     if added := [n for n in new_kinds if n not in old_kinds]:
-        changes.append(f"new feature(s): {', '.join(added)}")
+        changes.append(f"new feature(s): {some(added)}")
     changes += [f"{n} changed kind: {old_kinds[n]} -> {new_kinds[n]}"
                 for n in new_kinds if n in old_kinds and old_kinds[n] != new_kinds[n]]
     if new_classes := [str(c) for c in new.classes if c not in old.classes]:
-        changes.append(f"new class(es): {', '.join(new_classes)}")
+        changes.append(f"new class(es): {some(new_classes)}")
     if lost_classes := [str(c) for c in old.classes if c not in new.classes]:
-        changes.append(f"class(es) gone: {', '.join(lost_classes)}")
+        changes.append(f"class(es) gone: {some(lost_classes)}")
     return changes

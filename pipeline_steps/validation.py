@@ -20,6 +20,7 @@ from pandera.errors import SchemaError, SchemaErrorReason
 from pipeline_steps import schema
 from pipeline_steps.errors import DataValidationError
 from pipeline_steps.settings import Settings
+from pipeline_steps.text import some
 
 # ISO dates and times (2024-01-31, 2024-01-31T12:00:00), day/month/year dates, clock times.
 _DATE_LIKE = re.compile(
@@ -98,8 +99,7 @@ def check(rules: pa.DataFrameSchema, frame: pd.DataFrame, target: str, name: str
 
 def _one_line(exc: SchemaError, frame: pd.DataFrame, target: str, name: str) -> str:
     if exc.reason_code == SchemaErrorReason.COLUMN_NOT_IN_DATAFRAME:
-        shown = ", ".join(map(str, frame.columns[:10]))
-        return f"target column {target!r} not found in {name} (columns: {shown})"
+        return f"target column {target!r} not found in {name} (columns: {some(frame.columns)})"
     rule = getattr(exc.check, "error", None) or str(exc).splitlines()[0]
     column = getattr(exc.schema, "name", None)
     if not isinstance(exc.schema, pa.Column) or column is None:

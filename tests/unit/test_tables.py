@@ -13,6 +13,7 @@ import pytest
 from pipeline_steps import model as model_module
 from pipeline_steps.errors import DataValidationError
 from pipeline_steps.schema import BOOLEAN, CATEGORICAL, NUMERIC, TableSchema, differences
+from pipeline_steps.text import some
 from pipeline_steps.validation import clean
 
 ROWS = 40
@@ -146,3 +147,14 @@ def test_schema_changes_are_listed_one_by_one() -> None:
         "feature(s) gone: age", "plan changed kind: categorical -> numeric", "new class(es): maybe",
     ]
     assert differences(new, TableSchema.from_dict(new.to_dict())) == []
+
+
+def test_a_renamed_wide_table_is_summed_up_in_a_line_not_listed_column_by_column() -> None:
+    wide = {f"mean_{i}": [float(i), float(i + 1)] * (ROWS // 2) for i in range(30)}
+    old = clean(table(**wide), "label", "t.csv", positive_class="yes").schema
+    renamed = {name.replace("_", " "): values for name, values in wide.items()}
+    new = clean(table(**renamed), "label", "t.csv", positive_class="yes").schema
+    assert differences(old, new) == ["feature(s) gone: mean_0, mean_1, mean_2, mean_3, mean_4 and 25 more",
+                                     "new feature(s): mean 0, mean 1, mean 2, mean 3, mean 4 and 25 more"]
+    assert some("abcdef") == "a, b, c, d, e, f"  # "and 1 more" would be no shorter than the name
+    assert some("abcdefg") == "a, b, c, d, e and 2 more"
