@@ -25,6 +25,7 @@ SECRET_KEY = "ct-test-secret-0123456789"
 PIPELINE_ACCESS_KEY = "ct-test-pipeline"
 PIPELINE_SECRET_KEY = "ct-test-pipeline-secret-0123"
 BUCKETS = ("dvc-data", "mlflow-artifacts", "pipeline-runs")
+MLFLOW_SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "images" / "mlflow" / "server.sh"
 # weed mini listens on each of these; all are pinned so none moves to a taken port.
 _WEED_PORTS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
@@ -126,7 +127,8 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
 def mlflow_server(workdir: Path, s3: S3Server, admin_password: str | None = None) -> Iterator[str]:
     """An MLflow tracking server and registry: SQLite backend, artifacts proxied to S3.
 
-    With ``admin_password``, MLflow's basic-auth app as the stack runs it: user ``admin``.
+    With ``admin_password``, MLflow's basic-auth app as the stack runs it (the mlflow image's
+    own start script, images/mlflow/server.sh): user ``admin``.
     """
     port = free_port()
     env = {
@@ -135,21 +137,19 @@ def mlflow_server(workdir: Path, s3: S3Server, admin_password: str | None = None
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
     }
-    command = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-        "--artifacts-destination", "s3://mlflow-artifacts/artifacts",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]
+    backend = f"sqlite:///{workdir / 'mlflow.db'}"
+    arguments = ["--artifacts-destination", "s3://mlflow-artifacts/artifacts",
+                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "mlflow"), "server", "--backend-store-uri", backend, *arguments]
     if admin_password:
-        config = workdir / "basic_auth.ini"
-        config.write_text(f"[mlflow]\ndefault_permission = READ\n"
-                          f"database_uri = sqlite:///{workdir / 'auth.db'}\nadmin_username = admin\n"
-                          "auth_cache_ttl_seconds = 60\n",
-                          encoding="utf-8")
-        env.update(MLFLOW_AUTH_CONFIG_PATH=str(config), MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
-                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
-        command[2:2] = ["--app-name", "basic-auth"]
+        env.update(MLFLOW_BACKEND_STORE_URI=backend,
+                   MLFLOW_AUTH_DATABASE_URI=f"sqlite:///{workdir / 'auth.db'}",
+                   MLFLOW_AUTH_CONFIG_PATH=str(workdir / "auth.ini"),
+                   MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
+                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
+                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        command = ["sh", str(MLFLOW_SERVER_SCRIPT), *arguments]
     uri = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

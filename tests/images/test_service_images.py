@@ -224,3 +224,11 @@ def test_mlflow_carries_its_basic_auth_app(docker: Docker) -> None:
     script = "import flask_wtf, mlflow.server.auth; print('ok')"
     done = docker("run", "--rm", "--entrypoint", "python", ref("mlflow"), "-c", script)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_mlflow_start_script_names_what_is_missing(docker: Docker) -> None:
+    """ct-mlflow-server (images/mlflow/server.sh) writes the auth config at start; it names what is unset."""
+    done = docker("run", "--rm", "-e", "MLFLOW_BACKEND_STORE_URI=sqlite:////tmp/m.db", "--entrypoint",
+                  "ct-mlflow-server", ref("mlflow"), check=False)
+    assert done.returncode != 0
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD must be set" in done.stderr
