@@ -3,7 +3,8 @@
 Writes ``metrics.json`` (accuracy, balanced accuracy, precision, recall, F1, macro
 F1, ROC AUC), ``classification_report.json`` (precision, recall, F1 and support
 per class, under the user's labels) and ``confusion_matrix.png`` (axes in the
-user's labels) to ``--output`` and logs the same values and files to the train
+user's labels) to ``--output``, with the same plots as data for ``dvc plots``
+(pipeline_steps/plot_data.py), and logs the same values and files to the train
 step's MLflow run, so the file and the run can never disagree. The current
 Staging model (the champion, loaded from the registry by its alias) is scored on
 the very same rows: both sets of numbers go to the run (``challenger.<metric>``,
@@ -21,7 +22,7 @@ import pickle
 from typing import Any, NamedTuple
 
 from pipeline_steps import champion as champions
-from pipeline_steps import data, provenance, storage, tracking
+from pipeline_steps import data, plot_data, provenance, storage, tracking
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.model import LabelledModel
 from pipeline_steps.schema import TableSchema, differences
@@ -155,13 +156,15 @@ def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> Measu
 
 
 def score(model: LabelledModel, test: Any, title: str) -> tuple[Measured, dict[str, bytes]]:
-    """The model measured on the test split, and the files a person reads about it."""
-    codes, predicted, metrics = measured = measure(model, test)
+    """The model measured on the test split, and the files a person (or `dvc plots`) reads about it."""
+    probabilities = model.predict_proba(test)
+    codes, predicted, metrics = measured = measure(model, test, probabilities)
     names = [str(c) for c in model.schema.classes]
     files = {
         METRICS_FILE: json.dumps(metrics, indent=2, sort_keys=True).encode(),
         REPORT_FILE: json.dumps(class_report(codes, predicted, names), indent=2).encode(),
         PLOT_FILE: png_bytes(confusion_matrix_figure(codes, predicted, names, title)),
+        **plot_data.files(codes, predicted, probabilities, names, model.schema.positive_code),
     }
     return measured, files
 

@@ -86,7 +86,8 @@ def test_a_full_run_registers_a_staging_version_with_its_provenance(
     assert mlflow_run.data.tags["mlflow.source.git.commit"] == settings.git_commit
     assert mlflow_run.data.params["seed"] == str(settings.seed)
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
-    assert {"model.pkl", "metrics.json", "confusion_matrix.png"} <= artifacts
+    assert {"model.pkl", "metrics.json", "confusion_matrix.png", "predictions.csv", "roc.json",
+            "precision_recall.json"} <= artifacts
 
 
 def test_a_new_staging_version_archives_the_previous_one(

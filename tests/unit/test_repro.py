@@ -11,9 +11,11 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pytest
 
 
 def _fresh_copy(repo_root: Path, target: Path) -> None:
@@ -29,19 +31,33 @@ def _fresh_copy(repo_root: Path, target: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=target, check=True)
 
 
-def test_dvc_repro_runs_every_stage_and_registers_a_model(repo_root: Path, tmp_path: Path) -> None:
-    _fresh_copy(repo_root, tmp_path)
+@dataclass
+class Reproduced:
+    """A fresh copy of the repository after `dvc repro`, and how to run dvc in it."""
+
+    folder: Path
+    env: dict[str, str]
+
+    def dvc(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=self.folder, env=self.env,
+                              capture_output=True, text=True, check=False, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Reproduced:
+    folder = tmp_path_factory.mktemp("repro")
+    _fresh_copy(Path(__file__).resolve().parents[2], folder)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["DVC_NO_ANALYTICS"] = "1"
-    env["PYTHONPATH"] = str(tmp_path)
-
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, check=False, timeout=600,
-    )
+    env["PYTHONPATH"] = str(folder)
+    done = Reproduced(folder, env).dvc("repro")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return Reproduced(folder, env)
 
+
+def test_dvc_repro_runs_every_stage_and_registers_a_model(reproduced: Reproduced) -> None:
+    tmp_path = reproduced.folder
     registered = json.loads((tmp_path / "work/register/register.json").read_text())
     metrics = json.loads((tmp_path / "work/evaluate/metrics.json").read_text())
     assert (tmp_path / "work/train/model.pkl").stat().st_size > 0
@@ -55,3 +71,20 @@ def test_dvc_repro_runs_every_stage_and_registers_a_model(repo_root: Path, tmp_p
     assert {name: value for name, value in logged.items() if "." not in name} == metrics
     assert {name: logged[f"challenger.{name}"] for name in metrics} == metrics
     assert (tmp_path / "dvc.lock").is_file()
+
+
+def test_dvc_plots_draws_the_confusion_matrix_and_the_curves_from_the_evaluate_stage(
+    reproduced: Reproduced, tmp_path: Path
+) -> None:
+    done = reproduced.dvc("plots", "show", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = json.loads(done.stdout)["data"]
+    assert sorted(shown) == ["Confusion matrix (test split)", "Precision-recall", "ROC"]
+    html = reproduced.dvc("plots", "show", "-o", str(tmp_path / "plots"))
+    assert html.returncode == 0, html.stderr[-3000:]
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert page.count("vega") >= 3 and "Confusion matrix" in page
+    rows = (reproduced.folder / "work/evaluate/predictions.csv").read_text().splitlines()
+    report = json.loads((reproduced.folder / "work/evaluate/classification_report.json").read_text())
+    assert rows[0] == "actual,predicted"
+    assert len(rows) - 1 == report["macro avg"]["support"]  # one row per test row
