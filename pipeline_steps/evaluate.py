@@ -10,6 +10,9 @@ Staging model (the champion, loaded from the registry by its alias) is scored on
 the very same rows: both sets of numbers go to the run (``challenger.<metric>``,
 ``champion.<metric>``) with ``champion_vs_challenger.png``, and to the result
 the quality gate reads, with what changed in the schema since it was trained.
+The gate itself (pipeline_steps/gate.py) decides here too, so the DAG and the
+local pipeline read one decision: ``gate`` in the result, ``gate.decision`` and
+``gate.reason`` tags on the run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pickle
 from typing import Any, NamedTuple
 
 from pipeline_steps import champion as champions
+from pipeline_steps import gate
 from pipeline_steps import data, plot_data, provenance, storage, tracking
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.model import LabelledModel
@@ -288,8 +292,12 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "comparison_uri": storage.join(output_uri, COMPARISON_FILE) if COMPARISON_FILE in files else None,
         "evaluated_uri": output_uri,
     }
+    result["gate"] = gate.judge(settings, result)
+    client.set_tag(run_id, gate.TAG_DECISION, result["gate"]["decision"])
+    client.set_tag(run_id, gate.TAG_REASON, result["gate"]["reason"][:5000])
     store.write_manifest(output_uri, "evaluate", result)
-    log.info("run %s: %s=%.4f", run_id, metric, measured.metrics[metric])
+    log.info("run %s: %s=%.4f; quality gate %s: %s", run_id, metric, measured.metrics[metric],
+             result["gate"]["decision"], result["gate"]["reason"])
     return result
 
 

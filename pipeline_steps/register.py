@@ -2,7 +2,10 @@
 
 Only an evaluated run can be registered: the step starts from evaluate's record
 and checks the run holds the model and every metric before it creates anything,
-so a failed or partial run registers nothing. The new version gets the
+so a failed or partial run registers nothing, and neither does a run the quality
+gate stopped (evaluate's decision, pipeline_steps/gate.py): the step then says
+why and registers nothing, which is how the local pipeline (`dvc repro`) keeps
+to the same gate as the DAG. The new version gets the
 ``staging`` alias (and the deprecated Staging stage, which MLflow 3 still
 honours and the UI still shows) and the provenance tags of its run: git commit,
 data version, seed and the image of every step. The previous Staging version is
@@ -60,9 +63,33 @@ def _production(client: Any, name: str) -> dict[str, Any] | None:
     return tracking.version_summary(client, version) if version is not None else None
 
 
+def stopped_by_gate(evaluated: dict[str, Any]) -> dict[str, Any] | None:
+    """The result of a run the quality gate stopped (nothing registered), else None."""
+    decision = evaluated.get("gate")
+    if not decision:
+        raise PipelineError(
+            f"run {evaluated.get('run_id')} has no quality gate decision: evaluate it again "
+            "with this version of the evaluate step before registering"
+        )
+    if decision["passed"]:
+        return None
+    return {
+        "step": "register",
+        "registered": False,
+        "run_id": evaluated["run_id"],
+        "reason": decision["reason"],
+        # The DAG's branch never starts register for a stopped run; if it did, the task skips.
+        "skip_reason": f"the quality gate stopped this run: {decision['reason']}",
+    }
+
+
 def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str, Any]:
-    """Register the run's model and point the ``staging`` alias at the new version."""
+    """Register the run's model and point the ``staging`` alias at the new version, if the gate passed it."""
     evaluated = store.read_manifest(evaluated_uri, "evaluate")
+    stopped = stopped_by_gate(evaluated)
+    if stopped is not None:
+        log.warning("no model registered: %s", stopped["reason"])
+        return stopped
     client = tracking.connect(settings)
     run = tracking.get_run(client, evaluated["run_id"])
     _check_registrable(client, run)
@@ -83,6 +110,7 @@ def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str
         )
     result = {
         "step": "register",
+        "registered": True,
         "model_name": name,
         "version": str(version.version),
         "alias": tracking.STAGING_ALIAS,
@@ -91,6 +119,7 @@ def register(settings: Settings, store: Storage, evaluated_uri: str) -> dict[str
         "experiment_id": run.info.experiment_id,
         "metric": evaluated["metric"],
         "value": evaluated["value"],
+        "reason": evaluated["gate"]["reason"],
         "metrics": evaluated["metrics"],
         "champion": evaluated.get("champion"),
         "production": _production(client, name),

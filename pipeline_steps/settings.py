@@ -2,8 +2,11 @@
 
 Steps, the data publisher and the tests all call :func:`load_settings`; nothing
 else reads ``os.environ`` for configuration (Twelve-Factor: backing services are
-attached by URL and swapped without code changes). A malformed value fails at
-start with a message that names the variable, rather than deep inside a step.
+attached by URL and swapped without code changes). The modelling settings
+default to params.yaml (pipeline_steps/params.py), which the local pipeline, the
+images and the DAG share; a variable that is set (not blank) wins over the file.
+A malformed value fails at start with a message that names the variable, rather
+than deep inside a step.
 """
 
 from __future__ import annotations
@@ -14,16 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline_steps import params as parameters
 from pipeline_steps.errors import SettingsError
-
-DEFAULT_XGB_PARAMS: dict[str, Any] = {
-    "n_estimators": 200,
-    "max_depth": 4,
-    "learning_rate": 0.1,
-    "subsample": 0.9,
-    "colsample_bytree": 0.9,
-    "tree_method": "hist",
-}
 
 # Every metric evaluate logs. Binary tasks measure precision, recall and f1 on the
 # positive class (POSITIVE_CLASS); multiclass tasks average them over classes (macro).
@@ -33,7 +28,6 @@ METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "f1_mac
 # an imbalanced table by never predicting it. f1_macro or balanced_accuracy weigh
 # every class the same when no one class is "the" positive one.
 GATE_METRICS = ("f1", "f1_macro", "balanced_accuracy", "roc_auc", "accuracy")
-DEFAULT_GATE_METRIC = "f1"
 
 
 @dataclass(frozen=True)
@@ -95,6 +89,7 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # one flat reco
     test_size: float
     quality_threshold: float
     quality_metric: str
+    quality_tolerance: float = 0.0
     xgb_params: dict[str, Any] = field(default_factory=dict)
     drop_columns: tuple[str, ...] = ()
     positive_class: str | None = None
@@ -130,24 +125,31 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _text(env: Mapping[str, str], name: str, default: str) -> str:
-    return _optional(env, name) or default
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _given(env: Mapping[str, str], name: str, has_default: bool) -> str | None:
+    """The value; a setting with no default in code must come from the environment or params.yaml."""
     raw = _optional(env, name)
-    if raw is None:
-        return default
+    if raw is None and not has_default:
+        raise SettingsError(
+            f"{name} is not set, and the parameters (params.yaml) have no {parameters.KEYS[name]}"
+        )
+    return raw
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    raw = _given(env, name, default is not None)
+    return raw if raw is not None else str(default)
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    raw = str(_given(env, name, False))
     try:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
-def _fraction(env: Mapping[str, str], name: str, default: float, *, exclusive: bool) -> float:
-    raw = _optional(env, name)
-    if raw is None:
-        return default
+def _fraction(env: Mapping[str, str], name: str, *, exclusive: bool) -> float:
+    raw = str(_given(env, name, False))
     try:
         value = float(raw)
     except ValueError:
@@ -173,9 +175,10 @@ def _bucket(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def _xgb_params(env: Mapping[str, str]) -> dict[str, Any]:
+def _xgb_params(env: Mapping[str, str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml's train.xgb, with XGB_PARAMS (JSON) merged over it."""
     raw = _optional(env, "XGB_PARAMS")
-    params = dict(DEFAULT_XGB_PARAMS)
+    params = dict(defaults)
     if raw is None:
         return params
     try:
@@ -189,7 +192,7 @@ def _xgb_params(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _metric(env: Mapping[str, str]) -> str:
-    value = _text(env, "QUALITY_METRIC", DEFAULT_GATE_METRIC)
+    value = _text(env, "QUALITY_METRIC")
     if value not in GATE_METRICS:
         raise SettingsError(f"QUALITY_METRIC must be one of {', '.join(GATE_METRICS)}, got {value!r}")
     return value
@@ -244,8 +247,13 @@ def _mlflow_login(env: Mapping[str, str]) -> tuple[str, str] | None:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every setting; raise :class:`SettingsError` naming the first bad one."""
+    """Read and validate every setting; raise :class:`SettingsError` naming the first bad one.
+
+    A modelling setting left unset (or blank) takes its value from params.yaml.
+    """
     env = os.environ if env is None else env
+    params = parameters.load(env)
+    env = {**parameters.as_environment(params), **{k: v for k, v in env.items() if v.strip()}}
     s3 = S3Settings(
         endpoint_url=_optional(env, "S3_ENDPOINT_URL"),
         access_key_id=_optional(env, "AWS_ACCESS_KEY_ID"),
@@ -256,20 +264,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         runs_bucket=_bucket(env, "S3_RUNS_BUCKET", "pipeline-runs"),
     )
     _require_http(s3.endpoint_url, "S3_ENDPOINT_URL")
-    target = _text(env, "TARGET_COLUMN", "target")
+    target = _text(env, "TARGET_COLUMN")
     return Settings(
         s3=s3,
         mlflow_tracking_uri=_text(env, "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
         mlflow_experiment=_text(env, "MLFLOW_EXPERIMENT_NAME", "ct-pipeline"),
         model_name=_text(env, "MODEL_NAME", "ct-xgboost"),
-        dataset_name=_text(env, "DATASET_NAME", "breast_cancer"),
+        dataset_name=_text(env, "DATASET_NAME"),
         target_column=target,
         csv_delimiter=_delimiter(env),
-        seed=_int(env, "SEED", 42),
-        test_size=_fraction(env, "TEST_SIZE", 0.2, exclusive=True),
-        quality_threshold=_fraction(env, "QUALITY_THRESHOLD", 0.85, exclusive=False),
+        seed=_int(env, "SEED"),
+        test_size=_fraction(env, "TEST_SIZE", exclusive=True),
+        quality_threshold=_fraction(env, "QUALITY_THRESHOLD", exclusive=False),
         quality_metric=_metric(env),
-        xgb_params=_xgb_params(env),
+        quality_tolerance=_fraction(env, "QUALITY_TOLERANCE", exclusive=False),
+        xgb_params=_xgb_params(env, parameters.xgb_params(params)),
         drop_columns=_drop_columns(env, target),
         positive_class=_optional(env, "POSITIVE_CLASS"),
         git_commit=_optional(env, "GIT_COMMIT"),

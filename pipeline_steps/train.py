@@ -80,6 +80,8 @@ def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
         "data_version": manifest["data_version"],
+        "seed": settings.seed,
+        "xgb_params": settings.xgb_params,
         "model_uri": storage.join(output_uri, tracking.MODEL_FILE),
         "trained_uri": output_uri,
         "prepared_uri": prepared_uri,

@@ -39,7 +39,7 @@ with DAG(
     params={
         "threshold": Param(deployment.DEFAULT_THRESHOLD, type="number", minimum=0, maximum=1,
                            description="the metric must beat this to register"),
-        "tolerance": Param(0.0, type="number", minimum=0, maximum=1,
+        "tolerance": Param(deployment.DEFAULT_TOLERANCE, type="number", minimum=0, maximum=1,
                            description="how far below the Staging model (scored on the same test rows) "
                                        "the metric may fall and still register"),
         "auto_approve": Param(deployment.AUTO_APPROVE, type="boolean",
@@ -59,7 +59,8 @@ with DAG(
                                              "of the columns drifted since the Staging model's data; "
                                              "empty: drift only informs"),
         "xgb_params": Param(deployment.default_xgb_params(), type="object",
-                            description="XGBoost parameters over the defaults, e.g. {\"max_depth\": 6}"),
+                            description="XGBoost parameters (params.yaml's train.xgb, XGB_PARAMS "
+                                        "merged over it)"),
     },
     doc_md=__doc__ + f"""
 ### Flow
@@ -69,7 +70,9 @@ model's (or `force`) lets the run go on; otherwise the run is skipped at once, u
 `prepare_data` → `check_drift` (Evidently's DataDriftPreset against the Staging model's data
 version; informs, or stops the run when more than `max_drift_share` of the columns drifted) →
 `train_model` → `evaluate_model` (the new model and the current Staging model, loaded from the
-registry, scored on the same test rows; the drift report joins the run) → `quality_gate`:
+registry, scored on the same test rows; the drift report joins the run; the gate's decision is
+made there, with this run's `threshold`, `metric` and `tolerance`, by the same code as the
+local pipeline's) → `quality_gate` follows it:
 - the metric beats `threshold` and is not worse than the Staging model's on those rows by more
   than `tolerance` → `register_model` (new version with the `staging` alias and its
   provenance tags) → `approve_promotion`: a person approves or rejects in **Browse → Required

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
+
+import yaml
 
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -16,6 +19,7 @@ from ct_tasks import deployment, promotion
 from ct_tasks.steps import NewDataSensor, StepOperator
 from pipeline_steps import cli
 
+PARAMS_YAML = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
 EDGES = {
     "check_for_new_data": {"prepare_data"},
     "prepare_data": {"check_drift"},
@@ -79,6 +83,12 @@ def test_step_containers_are_safe_to_retry(dag) -> None:
         # Secrets reach the container at run time only (private_environment), never the DAG.
         assert not {"AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"} & set(task.environment)
         assert task.environment["XGB_PARAMS"] == "{{ (params.get('xgb_params') or {}) | tojson }}"
+        # The run's gate Params reach evaluate, which decides (pipeline_steps/gate.py).
+        assert task.environment["QUALITY_THRESHOLD"] == "{{ params.get('threshold', '') }}"
+        assert task.environment["QUALITY_METRIC"] == "{{ params.get('metric', '') }}"
+        assert task.environment["QUALITY_TOLERANCE"] == "{{ params.get('tolerance', '') }}"
+        # params.yaml itself, since a step container can mount nothing.
+        assert json.loads(task.environment["CT_PARAMS"]) == PARAMS_YAML
         assert "--output s3://pipeline-runs/runs/{{ dag_run.run_id" in task.command
 
 
@@ -136,15 +146,15 @@ def test_runs_on_new_data_and_daily_one_at_a_time(dag) -> None:
     assert "quality_gate" in dag.doc_md
 
 
-def test_params_default_to_the_stack_settings(dag) -> None:
-    assert dag.params["threshold"] == 0.85
-    assert dag.params["metric"] == "f1"
+def test_params_default_to_params_yaml_and_the_stack_settings(dag) -> None:
+    assert dag.params["threshold"] == PARAMS_YAML["gate"]["threshold"] == 0.85
+    assert dag.params["metric"] == PARAMS_YAML["gate"]["metric"] == "f1"
     assert dag.params["force"] is False
-    assert dag.params["tolerance"] == 0.0
+    assert dag.params["tolerance"] == PARAMS_YAML["gate"]["tolerance"] == 0.0
     assert dag.params["max_drift_share"] is None
     assert dag.params["auto_approve"] is False
     assert dag.params["wait_for_data_minutes"] is None
-    assert dag.params["xgb_params"] == {}
+    assert dag.params["xgb_params"] == PARAMS_YAML["train"]["xgb"]
 
 
 def test_every_task_notifies_when_it_fails_and_the_gate_when_it_stops(dag) -> None:

@@ -1,18 +1,18 @@
-"""The quality gate: register only above the threshold and no worse than Staging on the same rows."""
+"""The quality gate's branch follows evaluate's decision and says why it stopped."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from ct_tasks import gate
 
 
-def evaluation(f1: float, staging_f1: float | None = None) -> dict[str, Any]:
-    champion = (None if staging_f1 is None
-                else {"version": "3", "scored": True, "metrics": {"f1": staging_f1}})
-    return {"metrics": {"f1": f1, "accuracy": 0.5}, "champion": champion}
+def evaluated(passed: bool, reason: str) -> dict[str, Any]:
+    return {"metrics": {"f1": 0.9}, "gate": {"decision": "passed" if passed else "stopped",
+                                             "passed": passed, "reason": reason}}
 
 
 class TaskInstanceXCom:
@@ -32,81 +32,21 @@ class TaskInstanceXCom:
         self.pushed[key] = value
 
 
-@pytest.mark.parametrize(
-    ("f1", "passed"),
-    [(0.90, True), (0.85, False), (0.80, False)],
-    ids=["above", "at", "below"],
-)
-def test_the_metric_must_beat_the_threshold(f1: float, passed: bool) -> None:
-    assert gate.decide(evaluation(f1), 0.85, "f1")[0] is passed
-
-
-def test_a_regression_against_staging_on_the_same_rows_stops_even_above_the_threshold() -> None:
-    passed, reason = gate.decide(evaluation(0.90, staging_f1=0.95), 0.85, "f1")
-    assert passed is False
-    assert reason == "f1=0.9000 is worse than the Staging model (version 3: 0.9500 on the same test split)"
-
-
-def test_matching_the_staging_model_is_not_a_regression() -> None:
-    passed, reason = gate.decide(evaluation(0.95, staging_f1=0.95), 0.85, "f1")
-    assert passed is True
-    assert reason == ("f1=0.9500 beats the threshold 0.8500 and is not worse than "
-                      "the Staging model (version 3: 0.9500 on the same test split)")
-
-
-@pytest.mark.parametrize(("f1", "passed"), [(0.93, True), (0.92, True), (0.9199, False)])
-def test_the_tolerance_allows_a_small_step_back_and_no_more(f1: float, passed: bool) -> None:
-    decided, reason = gate.decide(evaluation(f1, staging_f1=0.95), 0.85, "f1", tolerance=0.03)
-    assert decided is passed
-    assert reason.endswith("(version 3: 0.9500 on the same test split, tolerance 0.0300)")
-
-
-def test_a_staging_model_that_cannot_score_the_split_leaves_the_threshold_to_decide() -> None:
-    unscored = {**evaluation(0.90), "champion": {
-        "version": "3", "scored": False, "metrics": {},
-        "problem": "its feature(s) age are not in this split"}}
-    assert gate.decide(unscored, 0.85, "f1") == (True, (
-        "f1=0.9000 beats the threshold 0.8500; the Staging model (version 3) cannot score this "
-        "split: its feature(s) age are not in this split; decided on the threshold alone"))
-    assert gate.decide(unscored, 0.95, "f1")[0] is False
-
-
-def test_the_first_model_is_judged_on_the_threshold_alone() -> None:
-    assert gate.decide(evaluation(0.9), 0.85, "f1") == (
-        True, "f1=0.9000 beats the threshold 0.8500; no Staging model yet")
-
-
-def test_the_chosen_metric_is_the_one_compared() -> None:
-    assert gate.decide(evaluation(0.99), 0.85, "accuracy")[0] is False
-
-
-def test_a_schema_change_since_staging_is_reported_and_does_not_decide() -> None:
-    changed = {**evaluation(0.95, staging_f1=0.9),
-               "schema_changes": ["feature(s) gone: age", "new class(es): maybe"]}
-    passed, reason = gate.decide(changed, 0.85, "f1")
-    assert passed is True
-    assert reason.endswith(
-        "; schema changed since the Staging model: feature(s) gone: age; new class(es): maybe")
-
-
-def test_the_branch_reads_evaluate_xcom_and_names_the_next_task() -> None:
-    params = {"threshold": 0.85, "metric": "f1"}
-    passing = TaskInstanceXCom('{"metrics": {"f1": 0.97}, "champion": null}')
-    assert gate.choose_branch(passing, params) == "register_model"
-    failing = TaskInstanceXCom({"metrics": {"f1": 0.97}, "champion": None})
-    assert gate.choose_branch(failing, {**params, "threshold": 0.999}) == "stop_pipeline"
+def test_the_branch_follows_evaluates_decision_and_names_the_next_task() -> None:
+    passing = TaskInstanceXCom(evaluated(True, "f1=0.9000 beats the threshold 0.8500; no Staging model yet"))
+    assert gate.choose_branch(passing) == "register_model"
+    failing = TaskInstanceXCom(
+        '{"gate": {"passed": false, "reason": "f1=0.9700 does not beat the threshold 0.9990"}}')
+    assert gate.choose_branch(failing) == "stop_pipeline"
     assert failing.pushed["reason"] == "f1=0.9700 does not beat the threshold 0.9990"
 
 
 def test_the_stop_says_why_nothing_was_registered() -> None:
-    ti = TaskInstanceXCom({"metrics": {"f1": 0.5}, "champion": None})
-    gate.choose_branch(ti, {"threshold": 0.85, "metric": "f1"})
+    ti = TaskInstanceXCom(evaluated(False, "f1=0.5000 does not beat the threshold 0.8500"))
+    gate.choose_branch(ti)
     assert gate.report_stop(ti) == "no model registered: f1=0.5000 does not beat the threshold 0.8500"
 
 
-def test_data_drift_is_reported_and_does_not_decide() -> None:
-    drifted = {**evaluation(0.95, staging_f1=0.9),
-               "drift_line": "data drift since the Staging model's data: 2 of 30 columns drifted (7%): a, b"}
-    passed, reason = gate.decide(drifted, 0.85, "f1")
-    assert passed is True
-    assert reason.endswith("; data drift since the Staging model's data: 2 of 30 columns drifted (7%): a, b")
+def test_an_evaluation_without_a_decision_fails_naming_the_cause() -> None:
+    with pytest.raises(AirflowFailException, match="no quality gate decision: its image is older"):
+        gate.choose_branch(TaskInstanceXCom({"metrics": {"f1": 0.9}}))

@@ -172,9 +172,11 @@ def test_mlflow_asks_for_a_login_and_answers_with_it_by_service_name_and_from_th
     assert mlflow_client(stack).search_experiments() is not None  # MLFLOW_TRACKING_USERNAME/PASSWORD
     # The login is a secret file; the shim that starts Airflow makes it environment (as for tasks).
     probe = compose("exec", "-T", "airflow-scheduler", "/bin/sh", "/ct/with-secrets", "python3", "-c",
-                    "import sys; sys.path.insert(0, '/opt/airflow/dags'); import urllib.request as u; "
-                    "from ct_tasks import mlflow_api; print(u.urlopen(u.Request('http://mlflow:5000/api/2.0/"
-                    "mlflow/experiments/search?max_results=1', headers=mlflow_api.headers())).status)")
+                    "import base64, os, urllib.request as u; e = os.environ; t = base64.b64encode(("
+                    "e['MLFLOW_TRACKING_USERNAME'] + ':' + e['MLFLOW_TRACKING_PASSWORD']).encode())"
+                    ".decode(); "
+                    "print(u.urlopen(u.Request('http://mlflow:5000/api/2.0/mlflow/experiments/search"
+                    "?max_results=1', headers={'Authorization': 'Basic ' + t})).status)")
     assert probe.stdout.strip().endswith("200")
 
 

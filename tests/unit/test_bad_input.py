@@ -194,9 +194,10 @@ def test_register_without_an_evaluation_registers_nothing(
     store.write_bytes(source, builtin_csv("iris"))
     prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", input_uri=source)
     trained = train.train(settings, store, prepared["prepared_uri"], f"{run_prefix}/train")
-    # A forged evaluate record pointing at the trained but never evaluated run.
+    # A forged evaluate record, passed by the gate, pointing at the trained but never evaluated run.
     store.write_manifest(f"{run_prefix}/evaluate", "evaluate", {
         "run_id": trained["run_id"], "metric": "f1", "value": 1.0,
+        "gate": {"decision": "passed", "passed": True, "reason": "forged"},
     })
     capsys.readouterr()
 

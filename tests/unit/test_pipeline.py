@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tempfile
@@ -14,6 +15,7 @@ from PIL import Image
 from pipeline_steps import check_data, publish_data, register, tracking
 from pipeline_steps.data import md5_hex
 from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import METRICS, Settings, load_settings
 from pipeline_steps.storage import Storage
 from tests.unit.pipeline_run import run_steps
@@ -88,6 +90,32 @@ def test_a_full_run_registers_a_staging_version_with_its_provenance(
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
     assert {"model.pkl", "metrics.json", "confusion_matrix.png", "predictions.csv", "roc.json",
             "precision_recall.json"} <= artifacts
+
+
+def test_a_run_the_quality_gate_stops_registers_nothing_and_says_why(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    strict = dataclasses.replace(settings, quality_threshold=0.999)
+    run = run_steps(strict, store, run_prefix, data_version=published["md5"])
+    client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
+
+    assert run.evaluated["gate"]["decision"] == "stopped"
+    assert run.registered["registered"] is False
+    assert run.registered["reason"] == run.evaluated["gate"]["reason"]
+    assert run.registered["reason"].endswith("does not beat the threshold 0.9990")
+    assert client.search_model_versions(f"name = '{settings.model_name}'") == []
+    tags = client.get_run(run.trained["run_id"]).data.tags
+    assert (tags["gate.decision"], tags["gate.reason"]) == ("stopped", run.registered["reason"])
+
+
+def test_an_evaluation_without_a_gate_decision_is_not_registered(
+    settings: Settings, store: Storage, published: dict, run_prefix: str
+) -> None:
+    run = run_steps(settings, store, run_prefix, data_version=published["md5"], do_register=False)
+    older = {key: value for key, value in run.evaluated.items() if key != "gate"}
+    store.write_manifest(f"{run_prefix}/older", "evaluate", older)
+    with pytest.raises(PipelineError, match="has no quality gate decision: evaluate it again"):
+        register.register(settings, store, f"{run_prefix}/older")
 
 
 def test_a_new_staging_version_archives_the_previous_one(

@@ -6,8 +6,11 @@ No Airflow, no Docker, no S3: MLflow falls back to its embedded SQLite store
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +28,8 @@ def _fresh_copy(repo_root: Path, target: Path) -> None:
     ).stdout.decode().split("\0")
     for name in filter(None, listed):
         source = repo_root / name
-        if source.is_file() and name.startswith((".dvc/", "dvc.yaml", ".dvcignore", "pipeline_steps/")):
+        if source.is_file() and name.startswith((".dvc/", "dvc.yaml", ".dvcignore", "params.yaml",
+                                                 "pipeline_steps/")):
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     subprocess.run(["git", "init", "-q"], cwd=target, check=True)
@@ -51,6 +55,8 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Reproduced:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["DVC_NO_ANALYTICS"] = "1"
     env["PYTHONPATH"] = str(folder)
+    env.update(GIT_AUTHOR_NAME="ct", GIT_AUTHOR_EMAIL="ct@example.org",
+               GIT_COMMITTER_NAME="ct", GIT_COMMITTER_EMAIL="ct@example.org")
     done = Reproduced(folder, env).dvc("repro")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return Reproduced(folder, env)
@@ -88,3 +94,50 @@ def test_dvc_plots_draws_the_confusion_matrix_and_the_curves_from_the_evaluate_s
     report = json.loads((reproduced.folder / "work/evaluate/classification_report.json").read_text())
     assert rows[0] == "actual,predicted"
     assert len(rows) - 1 == report["macro avg"]["support"]  # one row per test row
+
+
+def _experiments(reproduced: Reproduced) -> dict[str, dict[str, str]]:
+    """`dvc exp show --csv`: each named experiment's row, params and metrics side by side."""
+    done = reproduced.dvc("exp", "show", "--csv", "--no-pager")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    return {row["Experiment"] or row["rev"]: row for row in rows}
+
+
+def test_dvc_exp_run_sets_a_parameter_and_exp_show_lists_params_and_metrics_side_by_side(
+    reproduced: Reproduced,
+) -> None:
+    folder = reproduced.folder
+    (folder / ".gitignore").write_text("mlflow.db\n__pycache__/\n")
+    subprocess.run(["git", "add", "-A"], cwd=folder, check=True)
+    subprocess.run(["git", "commit", "-qm", "baseline"], cwd=folder, env=reproduced.env, check=True)
+    done = reproduced.dvc("exp", "run", "--name", "deeper", "--set-param", "train.xgb.max_depth=6")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+    shown = _experiments(reproduced)
+    baseline, deeper = shown["master"], shown["deeper"]
+    assert (baseline["train.xgb.max_depth"], deeper["train.xgb.max_depth"]) == ("4", "6")
+    for row in (baseline, deeper):
+        assert 0.5 < float(row["f1"]) <= 1 and float(row["roc_auc"]) > 0.5
+        assert (row["gate.metric"], row["seed"], row["data.name"]) == ("f1", "42", "breast_cancer")
+    trained = json.loads((folder / "work/train/train.json").read_text())
+    assert trained["xgb_params"]["max_depth"] == 6  # the step read the parameter DVC set
+
+
+def test_a_local_run_that_misses_the_threshold_registers_nothing_and_says_why(
+    reproduced: Reproduced,
+) -> None:
+    store = f"sqlite:///{reproduced.folder / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    versions_before = client.search_model_versions("name='ct-xgboost'")
+    done = reproduced.dvc("exp", "run", "--name", "strict", "--set-param", "gate.threshold=0.999")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+    registered = json.loads((reproduced.folder / "work/register/register.json").read_text())
+    assert registered["registered"] is False
+    assert re.fullmatch(r"f1=0\.\d{4} does not beat the threshold 0\.9990", registered["reason"])
+    assert f"no model registered: {registered['reason']}" in done.stdout + done.stderr
+    assert len(client.search_model_versions("name='ct-xgboost'")) == len(versions_before)
+    evaluated = json.loads((reproduced.folder / "work/evaluate/evaluate.json").read_text())
+    assert evaluated["gate"]["decision"] == "stopped"
+    assert client.get_run(evaluated["run_id"]).data.tags["gate.reason"] == registered["reason"]

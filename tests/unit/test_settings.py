@@ -1,4 +1,4 @@
-"""Settings come from the environment, in one place; a bad one is named at start."""
+"""Settings come from the environment over params.yaml's defaults, in one place; bad ones are named."""
 
 from __future__ import annotations
 
@@ -6,18 +6,26 @@ import ast
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline_steps.errors import SettingsError
-from pipeline_steps.settings import DEFAULT_GATE_METRIC, DEFAULT_XGB_PARAMS, GATE_METRICS, load_settings
+from pipeline_steps import params
+from pipeline_steps.settings import GATE_METRICS, load_settings
 
 
-def test_defaults_need_no_environment_and_track_into_local_sqlite() -> None:
+def test_defaults_need_no_environment_come_from_params_yaml_and_track_into_local_sqlite(
+    repo_root: Path,
+) -> None:
     settings = load_settings({})
+    defaults = yaml.safe_load((repo_root / "params.yaml").read_text())
     assert settings.mlflow_tracking_uri == "sqlite:///mlflow.db"
-    assert settings.seed == 42
-    assert settings.quality_threshold == 0.85
-    assert settings.quality_metric == "f1"
-    assert settings.xgb_params == DEFAULT_XGB_PARAMS
+    assert settings.seed == defaults["seed"] == 42
+    assert settings.test_size == defaults["prepare"]["test_size"]
+    assert settings.quality_threshold == defaults["gate"]["threshold"] == 0.85
+    assert settings.quality_metric == defaults["gate"]["metric"] == "f1"
+    assert settings.quality_tolerance == defaults["gate"]["tolerance"] == 0.0
+    assert settings.xgb_params == defaults["train"]["xgb"]
+    assert (settings.dataset_name, settings.target_column) == ("breast_cancer", "target")
     assert settings.published_pointer_uri == "s3://dvc-data/published/breast_cancer.json"
     assert settings.s3.dvc_remote_url == "s3://dvc-data/dvcstore"
 
@@ -38,7 +46,63 @@ def test_values_are_read_from_the_environment() -> None:
     assert (settings.quality_threshold, settings.quality_metric) == (0.9, "roc_auc")
     assert settings.csv_delimiter == "\t"
     assert settings.xgb_params["max_depth"] == 6
-    assert settings.xgb_params["n_estimators"] == DEFAULT_XGB_PARAMS["n_estimators"]
+    assert settings.xgb_params["n_estimators"] == load_settings({}).xgb_params["n_estimators"]
+
+
+def test_a_params_file_sets_the_defaults_and_a_set_variable_wins_over_it(tmp_path: Path) -> None:
+    own = tmp_path / "params.yaml"
+    own.write_text(
+        "data: {name: customers, target: churned, drop_columns: [id, notes], positive_class: 'yes'}\n"
+        "seed: 7\nprepare: {test_size: 0.3}\ntrain: {xgb: {max_depth: 3, n_estimators: 50}}\n"
+        "gate: {metric: roc_auc, threshold: 0.7, tolerance: 0.02}\n"
+    )
+    settings = load_settings({"CT_PARAMS_FILE": str(own), "SEED": "11", "TEST_SIZE": "",
+                              "XGB_PARAMS": '{"max_depth": 6}'})
+    assert (settings.dataset_name, settings.target_column, settings.positive_class) == (
+        "customers", "churned", "yes")
+    assert settings.drop_columns == ("id", "notes")
+    assert settings.seed == 11  # the environment wins
+    assert settings.test_size == 0.3  # blank counts as unset, as compose passes `NAME=`
+    assert settings.xgb_params == {"max_depth": 6, "n_estimators": 50}  # merged over train.xgb
+    assert (settings.quality_metric, settings.quality_threshold, settings.quality_tolerance) == (
+        "roc_auc", 0.7, 0.02)
+
+
+def test_the_parameters_passed_as_content_win_over_the_file() -> None:
+    settings = load_settings({"CT_PARAMS": '{"data": {"name": "penguins", "target": "species"}, '
+                                           '"seed": 3, "prepare": {"test_size": 0.25}, "gate": '
+                                           '{"metric": "f1_macro", "threshold": 0.5, "tolerance": 0}}'})
+    assert (settings.dataset_name, settings.seed, settings.quality_metric) == ("penguins", 3, "f1_macro")
+    assert not settings.xgb_params  # no train.xgb: XGBoost's own defaults
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("seed: [1", r"^CT_PARAMS is not valid YAML: "),
+        ("- 1", r"^CT_PARAMS must be a mapping of parameters"),
+        ("seed: 1", r"^TARGET_COLUMN is not set, and the parameters \(params.yaml\) have no data.target$"),
+        ("{data: {name: a, target: b}, seed: 1, prepare: {test_size: 0.2}, gate: {metric: f1}}",
+         r"^QUALITY_THRESHOLD is not set, and the parameters \(params.yaml\) have no gate.threshold$"),
+        ("{data: {name: a, target: b}, seed: 1, prepare: {test_size: 0.2}, train: {xgb: 3}, "
+         "gate: {metric: f1, threshold: 0.5, tolerance: 0}}",
+         r"^train.xgb in the parameters must be a mapping, got 3$"),
+    ],
+)
+def test_bad_or_missing_parameters_are_named(content: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"CT_PARAMS": content})
+
+
+def test_a_missing_params_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError,
+                       match=r"^cannot read the parameters file .*nowhere.yaml .*CT_PARAMS_FILE"):
+        load_settings({"CT_PARAMS_FILE": str(tmp_path / "nowhere.yaml")})
+
+
+def test_every_parameter_maps_to_a_key_of_params_yaml(repo_root: Path) -> None:
+    defaults = yaml.safe_load((repo_root / "params.yaml").read_text())
+    assert set(params.as_environment(defaults)) == set(params.KEYS) - {"POSITIVE_CLASS"}  # null there
 
 
 @pytest.mark.parametrize(
@@ -125,4 +189,4 @@ def test_the_dag_offers_exactly_the_metrics_the_gate_can_compare(repo_root: Path
                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "GATE_METRICS"]
     assert len(assignments) == 1
     assert tuple(ast.literal_eval(assignments[0].value)) == GATE_METRICS
-    assert DEFAULT_GATE_METRIC == GATE_METRICS[0] == load_settings({}).quality_metric
+    assert GATE_METRICS[0] == load_settings({}).quality_metric

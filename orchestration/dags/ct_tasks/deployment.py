@@ -1,16 +1,28 @@
-"""The deployment's settings, read once from the Airflow containers' environment.
+"""The deployment's settings, read once from the Airflow containers' environment and params.yaml.
 
 The compose file sets these on every Airflow service; the DAG files and the
-task helpers read them from here and nowhere else. Values a step needs are
-passed on to its container (`PASSED_SETTINGS`); the S3 keys only at run time,
-so they never enter the serialized DAG or the UI.
+task helpers read them from here and nowhere else. The modelling defaults come
+from params.yaml (CT_PARAMS_FILE), the file the local pipeline and the steps
+read too, under the same rule: a variable that is set wins over the file. Values
+a step needs are passed on to its container (`PASSED_SETTINGS`, and the whole
+params.yaml as CT_PARAMS, because a step container can mount nothing); the S3
+keys only at run time, so they never enter the serialized DAG or the UI.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+# In the Airflow image, the compose file mounts the working copy's params.yaml here;
+# in a checkout (the DAG tests) it is the repository's.
+PARAMS_FILE = Path(os.environ.get("CT_PARAMS_FILE", "").strip()
+                   or Path(__file__).resolve().parents[3] / "params.yaml")
+PARAMS: dict[str, Any] = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
 
 IMAGE_TAG = os.environ.get("CT_IMAGE_TAG", "latest")
 IMAGE_PREFIX = os.environ.get("CT_IMAGE_PREFIX", "ct-")
@@ -24,13 +36,25 @@ SCHEDULED_WAIT_MINUTES = int(os.environ.get("CT_SCHEDULED_WAIT_MINUTES", "0"))
 WAIT_POKE_SECONDS = int(os.environ.get("CT_WAIT_POKE_SECONDS", "60"))
 RUNS_BUCKET = os.environ.get("S3_RUNS_BUCKET", "pipeline-runs")
 DATA_BUCKET = os.environ.get("S3_DATA_BUCKET", "dvc-data")
-DATASET_NAME = os.environ.get("DATASET_NAME", "breast_cancer")
+
+
+def _setting(name: str, *path: str) -> Any:
+    """A modelling setting: its variable when set, else its key in params.yaml (as the steps read it)."""
+    value: Any = PARAMS
+    for part in path:
+        value = value[part]
+    return os.environ.get(name, "").strip() or value
+
+
+DATASET_NAME = str(_setting("DATASET_NAME", "data", "name"))
 # The run's id as an S3 path segment (templated): outputs live under runs/<this>/ or predictions/<this>/.
 RUN_ID_PATH = "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}"
 # pipeline_steps.settings.SCORING_SUFFIX: tables to score are published as "<DATASET_NAME>_to_score".
 SCORING_DATASET_NAME = f"{DATASET_NAME}_to_score"
-DEFAULT_THRESHOLD = float(os.environ.get("QUALITY_THRESHOLD", "0.85"))
-DEFAULT_METRIC = os.environ.get("QUALITY_METRIC", "f1")
+# The defaults of the DAG's gate Params.
+DEFAULT_THRESHOLD = float(_setting("QUALITY_THRESHOLD", "gate", "threshold"))
+DEFAULT_METRIC = str(_setting("QUALITY_METRIC", "gate", "metric"))
+DEFAULT_TOLERANCE = float(_setting("QUALITY_TOLERANCE", "gate", "tolerance"))
 # Promotion: approve without a person (an unattended stack), and how long a request waits
 # for one before it counts as rejected (a pending approval holds the DAG's next run).
 AUTO_APPROVE = os.environ.get("CT_AUTO_APPROVE", "false").strip().lower() in ("1", "true", "yes")
@@ -41,13 +65,15 @@ MLFLOW_UI_URL = os.environ.get("CT_MLFLOW_UI_URL", "http://localhost:5000").rstr
 NOTIFY_WEBHOOK_SET = bool(os.environ.get("CT_NOTIFY_WEBHOOK", "").strip())
 NOTIFY_CONN_ID = "ct_notify"
 
-# The steps' settings (pipeline_steps/settings.py) passed through to every container.
+# The steps' settings (pipeline_steps/settings.py) passed through to every container. Not
+# GIT_COMMIT: each step image carries the commit its code was built from. Not the gate's:
+# they come from the run's Params (ct_tasks/steps.py).
 PASSED_SETTINGS = (
     "S3_ENDPOINT_URL", "AWS_DEFAULT_REGION", "S3_DATA_BUCKET", "S3_ARTIFACT_BUCKET",
     "S3_RUNS_BUCKET", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MODEL_NAME",
-    "DATASET_NAME", "TARGET_COLUMN", "CSV_DELIMITER", "SEED", "TEST_SIZE", "QUALITY_METRIC",
-    "POSITIVE_CLASS", "DROP_COLUMNS",
-)  # not GIT_COMMIT: each step image carries the commit its code was built from
+    "DATASET_NAME", "TARGET_COLUMN", "CSV_DELIMITER", "SEED", "TEST_SIZE", "POSITIVE_CLASS",
+    "DROP_COLUMNS",
+)
 SECRET_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_USERNAME",
                    "MLFLOW_TRACKING_PASSWORD")
 
@@ -62,14 +88,15 @@ def image(step: str) -> str:
 
 
 def default_xgb_params() -> dict[str, Any]:
-    """The stack's XGBoost overrides (XGB_PARAMS), the default of the DAG's Param."""
+    """params.yaml's train.xgb with the stack's XGB_PARAMS over it: the default of the DAG's Param."""
     raw = os.environ.get("XGB_PARAMS", "").strip()
-    return json.loads(raw) if raw else {}
+    return {**PARAMS["train"]["xgb"], **(json.loads(raw) if raw else {})}
 
 
 def step_environment() -> dict[str, str]:
-    """The non-secret settings every step container gets (shown in the UI)."""
+    """The non-secret settings every step container gets (shown in the UI), params.yaml among them."""
     env = {name: os.environ[name] for name in PASSED_SETTINGS if os.environ.get(name)}
+    env["CT_PARAMS"] = json.dumps(PARAMS)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -34,6 +34,13 @@ LABEL_RUN = "ct.dag_run"
 CHECK_CONTAINER_TIMEOUT_SECONDS = 300
 # The run's xgb_params Param; DAGs without one (rollback, scoring) pass {}.
 XGB_PARAMS_TEMPLATE = "{{ (params.get('xgb_params') or {}) | tojson }}"
+# The run's gate Params, as the steps' settings (evaluate decides: pipeline_steps/gate.py);
+# blank (unset) in DAGs without them.
+GATE_SETTINGS_TEMPLATES = {
+    "QUALITY_THRESHOLD": "{{ params.get('threshold', '') }}",
+    "QUALITY_METRIC": "{{ params.get('metric', '') }}",
+    "QUALITY_TOLERANCE": "{{ params.get('tolerance', '') }}",
+}
 # A step result carrying this key did nothing, for the reason given: the task is skipped.
 SKIP_REASON = "skip_reason"
 
@@ -133,8 +140,10 @@ class StepOperator(DockerOperator):
             "image": deployment.image(step),
             "docker_url": deployment.DOCKER_URL,
             "network_mode": deployment.DOCKER_NETWORK,
-            # The run's XGBoost parameters (a DAG Param) go to every step; train uses them.
-            "environment": {**deployment.step_environment(), "XGB_PARAMS": XGB_PARAMS_TEMPLATE},
+            # The run's XGBoost parameters and gate (DAG Params) go to every step; train and
+            # evaluate use them.
+            "environment": {**deployment.step_environment(), "XGB_PARAMS": XGB_PARAMS_TEMPLATE,
+                            **GATE_SETTINGS_TEMPLATES},
             **kwargs,
         }
         super().__init__(
