@@ -639,8 +639,9 @@ def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
 
 
 def test_no_image_carries_a_secret(stack: Stack) -> None:
-    secrets = [value for key, value in stack.env.items() if len(value) >= 12]
-    assert len(secrets) >= 9
+    assert stack.env  # the stack is up: make up wrote the secret files
+    secrets = secret_files()
+    assert len(secrets) == 18
     listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
                "--filter", "reference=ct-*:latest"]
     names = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
@@ -650,7 +651,7 @@ def test_no_image_carries_a_secret(stack: Stack) -> None:
                                 text=True, check=True).stdout
         config = subprocess.run(["docker", "image", "inspect", name], capture_output=True,
                                 text=True, check=True).stdout
-        leaked = [key for key, value in stack.env.items() if value in secrets and value in layers + config]
+        leaked = [key for key, value in secrets.items() if value in layers + config]
         assert leaked == [], f"{name} carries {leaked}"
 
 
@@ -678,15 +679,25 @@ def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
         leaked = [name for name, value in secrets.items() if value in shown]
         assert leaked == [], f"docker inspect of {service} shows {leaked}"
 
-    def mounted(service: str) -> set[str]:
-        return {m["Destination"].removeprefix("/run/secrets/") for m in services[service]["Mounts"]
-                if m["Destination"].startswith("/run/secrets/")}
+    def mounted(service: str) -> dict[str, str]:
+        """Each secret file the service mounts: its target name -> the secret (the source file)."""
+        return {m["Destination"].removeprefix("/run/secrets/"): Path(m["Source"]).name
+                for m in services[service]["Mounts"] if m["Destination"].startswith("/run/secrets/")}
     # Each service has only the secrets it needs, as files.
-    assert mounted("docker-proxy") == set()
+    assert mounted("docker-proxy") == {}
     assert mounted("mlflow") == {
-        "MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-    assert {"AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"} <= mounted("airflow-scheduler")
-    assert "S3_SECRET_KEY" not in mounted("airflow-scheduler") | mounted("mlflow")
+        "MLFLOW_DB_PASSWORD": "MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD": "MLFLOW_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "MLFLOW_SECRET_KEY",
+        "AWS_ACCESS_KEY_ID": "S3_MLFLOW_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY": "S3_MLFLOW_SECRET_KEY"}
+    scheduler = mounted("airflow-scheduler")
+    assert scheduler["AWS_SECRET_ACCESS_KEY"] == "S3_PIPELINE_SECRET_KEY"
+    assert scheduler["MLFLOW_TRACKING_PASSWORD"] == "MLFLOW_ADMIN_PASSWORD"
+    # The people's and the publisher's Airflow passwords: only the API server checks them.
+    assert set(mounted("airflow-apiserver").values()) == {
+        "AIRFLOW_DB_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
+        "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_PUBLISHER_PASSWORD"}
+    for service in ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-init"):
+        assert not {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_PUBLISHER_PASSWORD"} & set(mounted(service).values())
+    assert "S3_SECRET_KEY" not in {*scheduler.values(), *mounted("mlflow").values()}
     # `airflow` started by `docker compose exec` (no shim) still reaches its database.
     assert DAG_ID in compose("exec", "-T", "airflow-scheduler", "airflow", "dags", "list").stdout
