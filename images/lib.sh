@@ -9,11 +9,11 @@ LOG_DIR="${LOG_DIR:-${TMPDIR:-/tmp}/ct-images}"
 # Step image name -> "<lock name> <pipeline_steps module>".
 declare -A STEPS=(
   [check-data]="check-data check_data" [prepare]="prepare prepare" [check-drift]="drift check_drift"
-  [train]="train train"
+  [train]="train train" [tune]="train tune"
   [evaluate]="evaluate evaluate" [register]="register register" [promote]="register promote" [predict]="train predict"
   [publish]="publish publish_data"
 )
-STEP_ORDER=(check-data prepare check-drift train evaluate register promote predict publish)
+STEP_ORDER=(check-data prepare check-drift tune train evaluate register promote predict publish)
 # Step images whose lock resolves apart ([tool.uv] conflicts: check-drift needs pandas<3):
 # they cannot share one environment with the others, so the naive benchmark image leaves them out.
 APART=(check-drift)

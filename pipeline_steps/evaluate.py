@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from pipeline_steps import champion as champions
 from pipeline_steps import gate
 from pipeline_steps import data, plot_data, provenance, storage, tracking
+from pipeline_steps.metrics import compute_metrics
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.model import LabelledModel
 from pipeline_steps.schema import TableSchema, differences
@@ -46,36 +47,6 @@ METRIC_DRIFT_SHARE = "drift.share"
 CHALLENGER_PREFIX = "challenger."
 CHAMPION_PREFIX = "champion."
 log = logging.getLogger(__name__)
-
-
-def compute_metrics(
-    codes: Any, predicted: Any, probabilities: Any, positive_code: int | None
-) -> dict[str, float]:
-    """Every metric in settings.METRICS.
-
-    Two classes: precision, recall and f1 on the positive class. More: their macro
-    averages, so f1 and f1_macro agree there.
-    """
-    # pylint: disable=import-outside-toplevel
-    from sklearn import metrics as sk
-
-    binary = probabilities.shape[1] == 2
-    average = {"average": "binary", "pos_label": positive_code} if binary else {"average": "macro"}
-    auc = (
-        sk.roc_auc_score(codes == positive_code, probabilities[:, positive_code])
-        if binary
-        else sk.roc_auc_score(codes, probabilities, multi_class="ovr", average="macro",
-                              labels=list(range(probabilities.shape[1])))
-    )
-    return {
-        "accuracy": float(sk.accuracy_score(codes, predicted)),
-        "balanced_accuracy": float(sk.balanced_accuracy_score(codes, predicted)),
-        "precision": float(sk.precision_score(codes, predicted, zero_division=0, **average)),
-        "recall": float(sk.recall_score(codes, predicted, zero_division=0, **average)),
-        "f1": float(sk.f1_score(codes, predicted, zero_division=0, **average)),
-        "f1_macro": float(sk.f1_score(codes, predicted, average="macro", zero_division=0)),
-        "roc_auc": float(auc),
-    }
 
 
 def class_report(codes: Any, predicted: Any, class_names: list[str]) -> dict[str, Any]:

@@ -36,6 +36,10 @@ KEYS: dict[str, str] = {
     "QUALITY_METRIC": "gate.metric",
     "QUALITY_THRESHOLD": "gate.threshold",
     "QUALITY_TOLERANCE": "gate.tolerance",
+    "TUNE_ENABLED": "tune.enabled",
+    "TUNE_TRIALS": "tune.trials",
+    "TUNE_TIMEOUT_SECONDS": "tune.timeout_seconds",
+    "TUNE_FOLDS": "tune.folds",
 }
 XGB_KEY = "train.xgb"
 

@@ -70,6 +70,16 @@ class AirflowApiSettings:
     password: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class TuneSettings:
+    """The optional Optuna study before train (pipeline_steps/tune.py): whether, and its bounds."""
+
+    enabled: bool
+    trials: int
+    timeout_seconds: int
+    folds: int
+
+
 # Tables to score are published like training data, as the dataset "<DATASET_NAME>_to_score".
 SCORING_SUFFIX = "_to_score"
 
@@ -89,7 +99,8 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # one flat reco
     test_size: float
     quality_threshold: float
     quality_metric: str
-    quality_tolerance: float = 0.0
+    quality_tolerance: float
+    tune: TuneSettings
     xgb_params: dict[str, Any] = field(default_factory=dict)
     drop_columns: tuple[str, ...] = ()
     positive_class: str | None = None
@@ -140,12 +151,22 @@ def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str:
     return raw if raw is not None else str(default)
 
 
-def _int(env: Mapping[str, str], name: str) -> int:
+def _int(env: Mapping[str, str], name: str, minimum: int | None = None) -> int:
     raw = str(_given(env, name, False))
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = str(_given(env, name, False)).lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
 
 
 def _fraction(env: Mapping[str, str], name: str, *, exclusive: bool) -> float:
@@ -278,6 +299,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quality_threshold=_fraction(env, "QUALITY_THRESHOLD", exclusive=False),
         quality_metric=_metric(env),
         quality_tolerance=_fraction(env, "QUALITY_TOLERANCE", exclusive=False),
+        tune=TuneSettings(enabled=_bool(env, "TUNE_ENABLED"), trials=_int(env, "TUNE_TRIALS", 1),
+                          timeout_seconds=_int(env, "TUNE_TIMEOUT_SECONDS", 1),
+                          folds=_int(env, "TUNE_FOLDS", 2)),
         xgb_params=_xgb_params(env, parameters.xgb_params(params)),
         drop_columns=_drop_columns(env, target),
         positive_class=_optional(env, "POSITIVE_CLASS"),

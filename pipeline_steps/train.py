@@ -5,7 +5,9 @@ image of each step so far and the training schema (``schema.json``: columns,
 kinds, category levels, classes, and the columns dropped with why). ``model.pkl``
 is saved to ``--output`` and to the run, and the model is also logged as an MLflow
 pyfunc that answers in the user's labels, which is what the registry versions.
-``train.json`` under ``--output`` tells evaluate where it all is.
+``train.json`` under ``--output`` tells evaluate where it all is. With
+``--tuned`` (the tune step's output), the study's best parameters go over
+params.yaml's ``train.xgb`` and the run is tagged with the study's run.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 
 log = logging.getLogger(__name__)
+TAG_TUNE_RUN = "tune.run_id"
 
 
-def _log_run(
-    settings: Settings, manifest: dict[str, Any], model: LabelledModel, model_bytes: bytes, frame: Any
+def _log_run(  # pylint: disable=too-many-arguments,too-many-positional-arguments
+    settings: Settings, manifest: dict[str, Any], model: LabelledModel, model_bytes: bytes, frame: Any,
+    tuned: tuple[dict[str, Any], str | None],
 ) -> Any:
     # pylint: disable=import-outside-toplevel
     import mlflow
@@ -42,8 +46,11 @@ def _log_run(
         tracking.TAG_DATASET: manifest["dataset"],
         "prepared_uri": manifest["prepared_uri"],
     }
+    xgb_params, tune_run = tuned
+    if tune_run:
+        tags[TAG_TUNE_RUN] = tune_run
     params = {
-        **{f"xgb.{k}": v for k, v in settings.xgb_params.items()},
+        **{f"xgb.{k}": v for k, v in xgb_params.items()},
         "seed": settings.seed,
         "test_size": manifest["test_size"],
         "target": manifest["target"],
@@ -63,17 +70,28 @@ def _log_run(
     return run
 
 
-def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str) -> dict[str, Any]:
+def tuned_params(settings: Settings, store: Storage,
+                 tuned_uri: str | None) -> tuple[dict[str, Any], str | None]:
+    """The XGBoost parameters to fit with: train.xgb, and a tune step's best over them; its run."""
+    if not tuned_uri:
+        return dict(settings.xgb_params), None
+    found = store.read_manifest(tuned_uri, "tune")
+    return {**settings.xgb_params, **(found.get("best_params") or {})}, found.get("run_id")
+
+
+def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str,
+          tuned_uri: str | None = None) -> dict[str, Any]:
     """Fit on the prepared train split, track the run, write ``model.pkl`` and ``train.json``."""
     manifest = store.read_manifest(prepared_uri, "prepare")
+    tuned = tuned_params(settings, store, tuned_uri)
     tracking.connect(settings)  # fail before the work if MLflow is not there
     frame = data.from_parquet(store.read_bytes(manifest["train_uri"]))
     schema = TableSchema.from_dict(manifest["schema"])
     for note in schema.notes:
         log.warning("%s", note)
-    model = fit(frame, schema, settings.xgb_params, settings.seed)
+    model = fit(frame, schema, tuned[0], settings.seed)
     model_bytes = pickle.dumps(model)
-    run = _log_run(settings, manifest, model, model_bytes, frame)
+    run = _log_run(settings, manifest, model, model_bytes, frame, tuned)
 
     result = {
         "step": "train",
@@ -81,7 +99,8 @@ def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str
         "experiment_id": run.info.experiment_id,
         "data_version": manifest["data_version"],
         "seed": settings.seed,
-        "xgb_params": settings.xgb_params,
+        "xgb_params": tuned[0],
+        "tune_run_id": tuned[1],
         "model_uri": storage.join(output_uri, tracking.MODEL_FILE),
         "trained_uri": output_uri,
         "prepared_uri": prepared_uri,
@@ -93,7 +112,7 @@ def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str
 
 
 def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    return train(settings, Storage(settings.s3), args.prepared, args.output)
+    return train(settings, Storage(settings.s3), args.prepared, args.output, args.tuned)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser("train", __doc__.splitlines()[0])
     parser.add_argument("--prepared", required=True, help="output location of the prepare step")
     parser.add_argument("--output", required=True, help="output location (path or s3:// URI)")
+    parser.add_argument("--tuned", help="output location of the tune step: fit with its best parameters")
     return run_cli(parser, _handle, argv)
 
 

@@ -11,7 +11,8 @@ under a run-scoped prefix.
 from __future__ import annotations
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Label, Param, chain
+from airflow.sdk import (DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Label, Param, TriggerRule,
+                         chain)
 
 from ct_tasks import dag_defaults, deployment, gate, notify, promotion
 from ct_tasks.steps import NewDataSensor, StepOperator
@@ -58,6 +59,10 @@ with DAG(
                                  description="stop the run (nothing trained) when more than this share "
                                              "of the columns drifted since the Staging model's data; "
                                              "empty: drift only informs"),
+        "tune": Param(deployment.DEFAULT_TUNE, type="boolean",
+                      description="tune the XGBoost parameters with Optuna before training (params.yaml's "
+                                  "tune: trials and time box; cross-validation on the train split) and "
+                                  "train with the best"),
         "xgb_params": Param(deployment.default_xgb_params(), type="object",
                             description="XGBoost parameters (params.yaml's train.xgb, XGB_PARAMS "
                                         "merged over it)"),
@@ -69,7 +74,8 @@ model's (or `force`) lets the run go on; otherwise the run is skipped at once, u
 `wait_for_data_minutes` asks it to wait (poke mode, one check per CT_WAIT_POKE_SECONDS) →
 `prepare_data` → `check_drift` (Evidently's DataDriftPreset against the Staging model's data
 version; informs, or stops the run when more than `max_drift_share` of the columns drifted) →
-`train_model` → `evaluate_model` (the new model and the current Staging model, loaded from the
+`tune_model` (only with `tune`: an Optuna study, each trial a nested MLflow run; skipped
+otherwise) → `train_model` (with the study's best parameters when it ran) → `evaluate_model` (the new model and the current Staging model, loaded from the
 registry, scored on the same test rows; the drift report joins the run; the gate's decision is
 made there, with this run's `threshold`, `metric` and `tolerance`, by the same code as the
 local pipeline's) → `quality_gate` follows it:
@@ -99,9 +105,18 @@ Outputs of a run: `s3://{deployment.RUNS_BUCKET}/runs/<run_id>/<step>/`.
         command=(f"--prepared {RUN_PREFIX}/prepare --output {RUN_PREFIX}/drift "
                  "--max-share '{{ '' if params.max_drift_share is none else params.max_drift_share }}'"),
     )
+    tune_model = StepOperator(
+        task_id="tune_model", step="tune",
+        command=f"--prepared {RUN_PREFIX}/prepare --output {RUN_PREFIX}/tune",
+        run_when="{{ params.tune }}", skip_reason="tuning is off (the run's tune Param)",
+    )
     train_model = StepOperator(
         task_id="train_model", step="train",
-        command=f"--prepared {RUN_PREFIX}/prepare --output {RUN_PREFIX}/train",
+        command=(f"--prepared {RUN_PREFIX}/prepare --output {RUN_PREFIX}/train"
+                 f"{{% if params.tune %}} --tuned {RUN_PREFIX}/tune{{% endif %}}"),
+        # After check_drift and tune: runs when tune was skipped because it is off, never
+        # when check_drift skipped the run (then tune is skipped too and nothing succeeded).
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     )
     evaluate_model = StepOperator(
         task_id="evaluate_model", step="evaluate",
@@ -132,7 +147,9 @@ Outputs of a run: `s3://{deployment.RUNS_BUCKET}/runs/<run_id>/<step>/`.
         on_success_callback=notify.on_promotion_kept(),
     )
 
-    chain(check_for_new_data, prepare_data, check_drift, train_model, evaluate_model, quality_gate)
+    chain(check_for_new_data, prepare_data, check_drift, tune_model, train_model, evaluate_model,
+          quality_gate)
+    check_drift.set_downstream(train_model)
     quality_gate.set_downstream(register_model, edge_modifier=Label("passed"))
     quality_gate.set_downstream(stop_pipeline, edge_modifier=Label("stopped"))
     register_model.set_downstream(approve_promotion)

@@ -23,7 +23,8 @@ PARAMS_YAML = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml
 EDGES = {
     "check_for_new_data": {"prepare_data"},
     "prepare_data": {"check_drift"},
-    "check_drift": {"train_model"},
+    "check_drift": {"tune_model", "train_model"},
+    "tune_model": {"train_model"},
     "train_model": {"evaluate_model"},
     "evaluate_model": {"quality_gate"},
     "quality_gate": {"register_model", "stop_pipeline"},
@@ -36,6 +37,7 @@ EDGES = {
 STEP_IMAGES = {
     "prepare_data": "ct-prepare:latest",
     "check_drift": "ct-check-drift:latest",
+    "tune_model": "ct-tune:latest",
     "train_model": "ct-train:latest",
     "evaluate_model": "ct-evaluate:latest",
     "register_model": "ct-register:latest",
@@ -155,6 +157,17 @@ def test_params_default_to_params_yaml_and_the_stack_settings(dag) -> None:
     assert dag.params["auto_approve"] is False
     assert dag.params["wait_for_data_minutes"] is None
     assert dag.params["xgb_params"] == PARAMS_YAML["train"]["xgb"]
+    assert dag.params["tune"] is PARAMS_YAML["tune"]["enabled"] is False
+
+
+def test_tuning_runs_only_when_the_run_asks_and_train_then_fits_with_its_best(dag) -> None:
+    tune_model, train_model = dag.get_task("tune_model"), dag.get_task("train_model")
+    assert tune_model.run_when == "{{ params.tune }}"
+    assert "{% if params.tune %} --tuned s3://pipeline-runs/runs/" in train_model.command
+    # Skipped tune lets train run; a run check_drift stopped skips both.
+    assert train_model.trigger_rule == "none_failed_min_one_success"
+    assert train_model.upstream_task_ids == {"check_drift", "tune_model"}
+    assert tune_model.environment["TUNE_ENABLED"] == "{{ params.get('tune', '') }}"
 
 
 def test_every_task_notifies_when_it_fails_and_the_gate_when_it_stops(dag) -> None:

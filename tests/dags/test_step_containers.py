@@ -126,6 +126,18 @@ class PushedXCom:
         self.pushed[key] = value
 
 
+def test_an_optional_step_that_is_off_skips_without_starting_a_container(docker_api) -> None:
+    run_id, ti = f"test-{uuid.uuid4().hex[:12]}", PushedXCom()
+    # Were it started, this container would fail the task instead of skipping it.
+    operator = StepOperator(task_id="probe", step="check-data", entrypoint=["python"],
+                            command=["-c", "raise SystemExit(9)"], network_mode="bridge",
+                            run_when="False", skip_reason="tuning is off")
+    with pytest.raises(AirflowSkipException, match="^skipped: tuning is off$"):
+        operator.execute({"run_id": run_id, "ti": ti})
+    assert ti.pushed == {"reason": "tuning is off"}
+    assert containers_of(docker_api, run_id) == []
+
+
 def test_a_step_with_nothing_to_do_skips_its_task_and_says_why(docker_api) -> None:
     run_id, ti = f"test-{uuid.uuid4().hex[:12]}", PushedXCom()
     script = 'import json; print(json.dumps({"step": "predict", "skip_reason": "no Production model"}))'

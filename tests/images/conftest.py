@@ -13,6 +13,7 @@ STEP_MODULES = {
     "check-data": "check_data",
     "prepare": "prepare",
     "check-drift": "check_drift",
+    "tune": "tune",
     "train": "train",
     "evaluate": "evaluate",
     "register": "register",

@@ -292,6 +292,7 @@ def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_
     assert state == "awaiting_input", tasks
     assert tasks["register_model"] == "success"
     assert tasks["stop_pipeline"] == "skipped"
+    assert (tasks["tune_model"], tasks["train_model"]) == ("skipped", "success")  # tune is off by default
 
     version = staging(stack)
     client = mlflow_client(stack)
@@ -361,17 +362,30 @@ def test_publishing_a_table_to_score_scores_it_with_the_approved_model(stack: St
     assert {"probability.0", "probability.1"} <= set(predictions.columns)
 
 
-def test_a_run_that_cannot_beat_the_threshold_registers_nothing_and_says_why(stack: Stack) -> None:
+def test_a_tuned_run_that_cannot_beat_the_threshold_registers_nothing_and_says_why(stack: Stack) -> None:
     before = staging(stack)
-    count = len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'"))
-    run_id = trigger(stack, {"threshold": 0.999, "force": True})
+    client = mlflow_client(stack)
+    count = len(client.search_model_versions("name = 'ct-xgboost'"))
+    run_id = trigger(stack, {"threshold": 0.999, "force": True, "tune": True})
     state, tasks = follow(stack, run_id)
     assert state == "success", tasks
     assert tasks["stop_pipeline"] == "success"
     assert tasks["register_model"] == "skipped"
     after = staging(stack)
     assert (after.version, after.run_id) == (before.version, before.run_id)
-    assert len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")) == count
+    assert len(client.search_model_versions("name = 'ct-xgboost'")) == count
+
+    # The tune Param ran the Optuna study (params.yaml's trials), each trial a nested run,
+    # and train fitted with its best parameters.
+    tuned = stack.airflow().xcom(run_id, "tune_model")
+    assert tasks["tune_model"] == "success" and tuned["trials"] >= 1
+    study = client.get_run(tuned["run_id"])
+    trials = client.search_runs([study.info.experiment_id],
+                                filter_string=f"tags.mlflow.parentRunId = '{tuned['run_id']}'")
+    assert len(trials) == tuned["trials"]
+    trained = client.get_run(stack.airflow().xcom(run_id, "train_model")["run_id"])
+    assert trained.data.tags["tune.run_id"] == tuned["run_id"]
+    assert trained.data.params["xgb.max_depth"] == str(tuned["best_params"]["max_depth"])
 
     message = stack.notifications.wait_for(run_id=run_id, task_id="stop_pipeline")
     assert message["outcome"] == "stopped"

@@ -13,8 +13,8 @@ import pytest
 from pipeline_steps import cli, errors, prepare
 from pipeline_steps.settings import Settings
 
-STEPS = ("check_data", "prepare", "train", "evaluate", "register", "promote", "predict", "publish_data",
-         "datasets")
+STEPS = ("check_data", "prepare", "tune", "train", "evaluate", "register", "promote", "predict",
+         "publish_data", "datasets")
 
 
 def run_module(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None):

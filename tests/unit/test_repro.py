@@ -77,6 +77,7 @@ def test_dvc_repro_runs_every_stage_and_registers_a_model(reproduced: Reproduced
     assert {name: value for name, value in logged.items() if "." not in name} == metrics
     assert {name: logged[f"challenger.{name}"] for name in metrics} == metrics
     assert (tmp_path / "dvc.lock").is_file()
+    assert json.loads((tmp_path / "work/tune/tune.json").read_text())["enabled"] is False  # off by default
 
 
 def test_dvc_plots_draws_the_confusion_matrix_and_the_curves_from_the_evaluate_stage(
@@ -141,3 +142,18 @@ def test_a_local_run_that_misses_the_threshold_registers_nothing_and_says_why(
     evaluated = json.loads((reproduced.folder / "work/evaluate/evaluate.json").read_text())
     assert evaluated["gate"]["decision"] == "stopped"
     assert client.get_run(evaluated["run_id"]).data.tags["gate.reason"] == registered["reason"]
+
+
+def test_the_tune_stage_is_off_by_default_and_dvc_exp_run_turns_it_on(reproduced: Reproduced) -> None:
+    folder = reproduced.folder
+    done = reproduced.dvc("exp", "run", "--name", "tuned", "--set-param", "tune.enabled=true",
+                          "--set-param", "tune.trials=3")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+    tuned = json.loads((folder / "work/tune/tune.json").read_text())
+    trained = json.loads((folder / "work/train/train.json").read_text())
+    assert (tuned["enabled"], tuned["trials"]) == (True, 3)
+    assert trained["tune_run_id"] == tuned["run_id"]
+    assert {k: trained["xgb_params"][k] for k in tuned["best_params"]} == tuned["best_params"]
+    baseline = _experiments(reproduced)["master"]
+    assert baseline["tune.enabled"] == "False"  # the baseline ran with tuning off

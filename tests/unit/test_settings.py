@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -55,6 +57,7 @@ def test_a_params_file_sets_the_defaults_and_a_set_variable_wins_over_it(tmp_pat
         "data: {name: customers, target: churned, drop_columns: [id, notes], positive_class: 'yes'}\n"
         "seed: 7\nprepare: {test_size: 0.3}\ntrain: {xgb: {max_depth: 3, n_estimators: 50}}\n"
         "gate: {metric: roc_auc, threshold: 0.7, tolerance: 0.02}\n"
+        "tune: {enabled: true, trials: 5, timeout_seconds: 60, folds: 4}\n"
     )
     settings = load_settings({"CT_PARAMS_FILE": str(own), "SEED": "11", "TEST_SIZE": "",
                               "XGB_PARAMS": '{"max_depth": 6}'})
@@ -66,13 +69,20 @@ def test_a_params_file_sets_the_defaults_and_a_set_variable_wins_over_it(tmp_pat
     assert settings.xgb_params == {"max_depth": 6, "n_estimators": 50}  # merged over train.xgb
     assert (settings.quality_metric, settings.quality_threshold, settings.quality_tolerance) == (
         "roc_auc", 0.7, 0.02)
+    assert (settings.tune.enabled, settings.tune.trials, settings.tune.timeout_seconds,
+            settings.tune.folds) == (True, 5, 60, 4)
+
+
+def repo_params(**changed: Any) -> dict[str, Any]:
+    """The repository's params.yaml, with whole sections replaced."""
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    return {**params, **changed}
 
 
 def test_the_parameters_passed_as_content_win_over_the_file() -> None:
-    settings = load_settings({"CT_PARAMS": '{"data": {"name": "penguins", "target": "species"}, '
-                                           '"seed": 3, "prepare": {"test_size": 0.25}, "gate": '
-                                           '{"metric": "f1_macro", "threshold": 0.5, "tolerance": 0}}'})
-    assert (settings.dataset_name, settings.seed, settings.quality_metric) == ("penguins", 3, "f1_macro")
+    content = repo_params(data={"name": "penguins", "target": "species"}, seed=3, train={})
+    settings = load_settings({"CT_PARAMS": json.dumps(content)})
+    assert (settings.dataset_name, settings.target_column, settings.seed) == ("penguins", "species", 3)
     assert not settings.xgb_params  # no train.xgb: XGBoost's own defaults
 
 
@@ -82,11 +92,13 @@ def test_the_parameters_passed_as_content_win_over_the_file() -> None:
         ("seed: [1", r"^CT_PARAMS is not valid YAML: "),
         ("- 1", r"^CT_PARAMS must be a mapping of parameters"),
         ("seed: 1", r"^TARGET_COLUMN is not set, and the parameters \(params.yaml\) have no data.target$"),
-        ("{data: {name: a, target: b}, seed: 1, prepare: {test_size: 0.2}, gate: {metric: f1}}",
+        (json.dumps(repo_params(gate={"metric": "f1"})),
          r"^QUALITY_THRESHOLD is not set, and the parameters \(params.yaml\) have no gate.threshold$"),
-        ("{data: {name: a, target: b}, seed: 1, prepare: {test_size: 0.2}, train: {xgb: 3}, "
-         "gate: {metric: f1, threshold: 0.5, tolerance: 0}}",
+        (json.dumps(repo_params(train={"xgb": 3})),
          r"^train.xgb in the parameters must be a mapping, got 3$"),
+        (json.dumps(repo_params(tune={"enabled": "maybe"})), r"^TUNE_ENABLED must be true or false"),
+        (json.dumps(repo_params(tune={"enabled": False, "trials": 0, "timeout_seconds": 9, "folds": 3})),
+         r"^TUNE_TRIALS must be at least 1, got '0'$"),
     ],
 )
 def test_bad_or_missing_parameters_are_named(content: str, message: str) -> None:

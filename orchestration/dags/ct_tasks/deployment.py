@@ -55,6 +55,8 @@ SCORING_DATASET_NAME = f"{DATASET_NAME}_to_score"
 DEFAULT_THRESHOLD = float(_setting("QUALITY_THRESHOLD", "gate", "threshold"))
 DEFAULT_METRIC = str(_setting("QUALITY_METRIC", "gate", "metric"))
 DEFAULT_TOLERANCE = float(_setting("QUALITY_TOLERANCE", "gate", "tolerance"))
+# The default of the DAG's tune Param: an Optuna study before train (pipeline_steps/tune.py).
+DEFAULT_TUNE = str(_setting("TUNE_ENABLED", "tune", "enabled")).strip().lower() in ("1", "true", "yes")
 # Promotion: approve without a person (an unattended stack), and how long a request waits
 # for one before it counts as rejected (a pending approval holds the DAG's next run).
 AUTO_APPROVE = os.environ.get("CT_AUTO_APPROVE", "false").strip().lower() in ("1", "true", "yes")

@@ -34,12 +34,13 @@ LABEL_RUN = "ct.dag_run"
 CHECK_CONTAINER_TIMEOUT_SECONDS = 300
 # The run's xgb_params Param; DAGs without one (rollback, scoring) pass {}.
 XGB_PARAMS_TEMPLATE = "{{ (params.get('xgb_params') or {}) | tojson }}"
-# The run's gate Params, as the steps' settings (evaluate decides: pipeline_steps/gate.py);
-# blank (unset) in DAGs without them.
-GATE_SETTINGS_TEMPLATES = {
+# The run's gate and tune Params, as the steps' settings (evaluate decides the gate:
+# pipeline_steps/gate.py; tune runs its study); blank (unset) in DAGs without them.
+RUN_SETTINGS_TEMPLATES = {
     "QUALITY_THRESHOLD": "{{ params.get('threshold', '') }}",
     "QUALITY_METRIC": "{{ params.get('metric', '') }}",
     "QUALITY_TOLERANCE": "{{ params.get('tolerance', '') }}",
+    "TUNE_ENABLED": "{{ params.get('tune', '') }}",
 }
 # A step result carrying this key did nothing, for the reason given: the task is skipped.
 SKIP_REASON = "skip_reason"
@@ -132,18 +133,24 @@ class StepOperator(DockerOperator):
     The container's log lines stream into the task log as DockerOperator does;
     the result is then read from stdout alone, and the container is removed
     whatever happened (also when the task is killed).
+
+    ``run_when`` (templated, e.g. ``{{ params.tune }}``) makes an optional step: when it
+    renders false the task is skipped without starting a container, ``skip_reason`` saying why.
     """
 
-    def __init__(self, *, step: str, command: str, **kwargs: Any) -> None:
+    template_fields = (*DockerOperator.template_fields, "run_when")
+
+    def __init__(self, *, step: str, command: str, run_when: str | None = None,
+                 skip_reason: str = "", **kwargs: Any) -> None:
         options: dict[str, Any] = {
             **step_defaults(),
             "image": deployment.image(step),
             "docker_url": deployment.DOCKER_URL,
             "network_mode": deployment.DOCKER_NETWORK,
-            # The run's XGBoost parameters and gate (DAG Params) go to every step; train and
-            # evaluate use them.
+            # The run's XGBoost parameters, gate and tune (DAG Params) go to every step;
+            # tune, train and evaluate use them.
             "environment": {**deployment.step_environment(), "XGB_PARAMS": XGB_PARAMS_TEMPLATE,
-                            **GATE_SETTINGS_TEMPLATES},
+                            **RUN_SETTINGS_TEMPLATES},
             **kwargs,
         }
         super().__init__(
@@ -154,9 +161,14 @@ class StepOperator(DockerOperator):
             **options,
         )
         self.step = step
+        self.run_when = run_when
+        self.skip_reason = skip_reason
         self._stopped = False
 
     def execute(self, context: Any) -> dict[str, Any]:
+        if self.run_when is not None and str(self.run_when).strip().lower() not in ("true", "1", "yes"):
+            context["ti"].xcom_push(key="reason", value=self.skip_reason)
+            raise AirflowSkipException(f"skipped: {self.skip_reason}")
         self._private_environment = deployment.secret_environment()
         self.environment = {**self.environment, "STEP_IMAGE": image_with_digest(self.cli, self.image)}
         self.labels = {LABEL_STEP: self.step, LABEL_RUN: str(context.get("run_id", ""))}
