@@ -1,7 +1,7 @@
 """params.yaml: the one set of defaults that the local pipeline, the step images and the DAG share.
 
-DVC reads the file (each stage declares the keys it reads, so `dvc repro -S`,
-`dvc exp run -S` and `dvc exp show` see them); the steps read it here, through
+DVC reads the file (each stage declares the keys it reads, so `dvc exp run -S`,
+`dvc params diff` and `dvc exp show` see them); the steps read it here, through
 :func:`pipeline_steps.settings.load_settings`, where an environment variable of
 the same setting wins over it. The DAG reads the same file and hands its content
 to every step container as ``CT_PARAMS``, because a container started through the
