@@ -20,13 +20,17 @@ def prepared(settings: Settings, store: Storage, run_prefix: str) -> dict:
     return prepare.prepare(settings, store, f"{run_prefix}/prepare", input_uri=source)
 
 
+def tuning_on(settings: Settings, trials: int, folds: int) -> Settings:
+    """The settings with tuning on, bounded by trials (the time box is generous)."""
+    return dataclasses.replace(settings, tune=TuneSettings(enabled=True, trials=trials,
+                                                           timeout_seconds=600, folds=folds))
+
+
 def test_five_trials_give_the_same_best_parameters_twice_and_each_trial_is_a_nested_run(
     settings: Settings, store: Storage, run_prefix: str, prepared: dict
 ) -> None:
-    tuning = dataclasses.replace(settings, tune=TuneSettings(enabled=True, trials=5, timeout_seconds=600,
-                                                             folds=3))
-    first = tune.tune(tuning, store, prepared["prepared_uri"], f"{run_prefix}/tune-a")
-    second = tune.tune(tuning, store, prepared["prepared_uri"], f"{run_prefix}/tune-b")
+    first = tune.tune(tuning_on(settings, 5, 3), store, prepared["prepared_uri"], f"{run_prefix}/tune-a")
+    second = tune.tune(tuning_on(settings, 5, 3), store, prepared["prepared_uri"], f"{run_prefix}/tune-b")
 
     assert first["trials"] == second["trials"] == 5
     assert first["best_params"] == second["best_params"]
@@ -46,9 +50,7 @@ def test_five_trials_give_the_same_best_parameters_twice_and_each_trial_is_a_nes
 def test_train_fits_with_the_best_parameters_and_names_the_study(
     settings: Settings, store: Storage, run_prefix: str, prepared: dict
 ) -> None:
-    tuning = dataclasses.replace(settings, tune=TuneSettings(enabled=True, trials=2, timeout_seconds=600,
-                                                             folds=2))
-    tuned = tune.tune(tuning, store, prepared["prepared_uri"], f"{run_prefix}/tune")
+    tuned = tune.tune(tuning_on(settings, 2, 2), store, prepared["prepared_uri"], f"{run_prefix}/tune")
     trained = train.train(settings, store, prepared["prepared_uri"], f"{run_prefix}/train",
                           tuned_uri=f"{run_prefix}/tune")
 
