@@ -123,6 +123,10 @@ def test_dvc_exp_run_sets_a_parameter_and_exp_show_lists_params_and_metrics_side
         assert (row["gate.metric"], row["seed"], row["data.name"]) == ("f1", "42", "breast_cancer")
     trained = json.loads((folder / "work/train/train.json").read_text())
     assert trained["xgb_params"]["max_depth"] == 6  # the step read the parameter DVC set
+    changed = reproduced.dvc("params", "diff", "--json")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert json.loads(changed.stdout)["params.yaml"] == {
+        "train.xgb.max_depth": {"old": 4, "new": 6, "diff": 2}}
 
 
 def test_a_local_run_that_misses_the_threshold_registers_nothing_and_says_why(
