@@ -211,10 +211,10 @@ def drift_record(store: Storage, drift_uri: str | None) -> dict[str, Any]:
 
 
 def _tag_run(settings: Settings, run: tuple[Any, str], changes: list[str],
-             drift_tags: dict[str, str]) -> None:
-    """The evaluate image, the drift summary, and what changed in the schema since the Staging model."""
+             found: dict[str, str]) -> None:
+    """The evaluate image, the drift summary, the gate's decision and the schema changes since Staging."""
     client, run_id = run
-    tags = {**provenance.image_tag(settings, "evaluate"), **drift_tags}
+    tags = {**provenance.image_tag(settings, "evaluate"), **found}
     if changes:
         tags[tracking.TAG_SCHEMA_CHANGES] = "; ".join(changes)[:5000]
         log.warning("schema changed since the Staging model: %s", "; ".join(changes))
@@ -244,7 +244,6 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     _record(store, output_uri, (client, run_id), {**measured.metrics, **compared, **drift["metrics"]},
             {**files, **drift["files"]})
     changes = schema_changes(client, champion, model.schema)
-    _tag_run(settings, (client, run_id), changes, drift["tags"])
 
     result = {
         "step": "evaluate",
@@ -264,8 +263,11 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "evaluated_uri": output_uri,
     }
     result["gate"] = gate.judge(settings, result)
-    client.set_tag(run_id, gate.TAG_DECISION, result["gate"]["decision"])
-    client.set_tag(run_id, gate.TAG_REASON, result["gate"]["reason"][:5000])
+    _tag_run(settings, (client, run_id), changes, {
+        **drift["tags"],
+        gate.TAG_DECISION: result["gate"]["decision"],
+        gate.TAG_REASON: result["gate"]["reason"][:5000],
+    })
     store.write_manifest(output_uri, "evaluate", result)
     log.info("run %s: %s=%.4f; quality gate %s: %s", run_id, metric, measured.metrics[metric],
              result["gate"]["decision"], result["gate"]["reason"])
