@@ -23,6 +23,12 @@ import yaml
 PARAMS_FILE = Path(os.environ.get("CT_PARAMS_FILE", "").strip()
                    or Path(__file__).resolve().parents[3] / "params.yaml")
 PARAMS: dict[str, Any] = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+PARAMS_JSON = json.dumps(PARAMS)  # what every step container gets as CT_PARAMS
+
+
+def is_true(value: Any) -> bool:
+    """A yes/no setting or rendered template: true, 1 or yes (any case) mean yes."""
+    return str(value).strip().lower() in ("1", "true", "yes")
 
 IMAGE_TAG = os.environ.get("CT_IMAGE_TAG", "latest")
 IMAGE_PREFIX = os.environ.get("CT_IMAGE_PREFIX", "ct-")
@@ -56,10 +62,10 @@ DEFAULT_THRESHOLD = float(_setting("QUALITY_THRESHOLD", "gate", "threshold"))
 DEFAULT_METRIC = str(_setting("QUALITY_METRIC", "gate", "metric"))
 DEFAULT_TOLERANCE = float(_setting("QUALITY_TOLERANCE", "gate", "tolerance"))
 # The default of the DAG's tune Param: an Optuna study before train (pipeline_steps/tune.py).
-DEFAULT_TUNE = str(_setting("TUNE_ENABLED", "tune", "enabled")).strip().lower() in ("1", "true", "yes")
+DEFAULT_TUNE = is_true(_setting("TUNE_ENABLED", "tune", "enabled"))
 # Promotion: approve without a person (an unattended stack), and how long a request waits
 # for one before it counts as rejected (a pending approval holds the DAG's next run).
-AUTO_APPROVE = os.environ.get("CT_AUTO_APPROVE", "false").strip().lower() in ("1", "true", "yes")
+AUTO_APPROVE = is_true(os.environ.get("CT_AUTO_APPROVE", "false"))
 APPROVAL_TIMEOUT_HOURS = float(os.environ.get("CT_APPROVAL_TIMEOUT_HOURS", "24"))
 # Where a person's browser reaches the MLflow UI (links in the approval request).
 MLFLOW_UI_URL = os.environ.get("CT_MLFLOW_UI_URL", "http://localhost:5000").rstrip("/")
@@ -98,7 +104,7 @@ def default_xgb_params() -> dict[str, Any]:
 def step_environment() -> dict[str, str]:
     """The non-secret settings every step container gets (shown in the UI), params.yaml among them."""
     env = {name: os.environ[name] for name in PASSED_SETTINGS if os.environ.get(name)}
-    env["CT_PARAMS"] = json.dumps(PARAMS)
+    env["CT_PARAMS"] = PARAMS_JSON
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

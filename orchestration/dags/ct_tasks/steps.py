@@ -166,7 +166,7 @@ class StepOperator(DockerOperator):
         self._stopped = False
 
     def execute(self, context: Any) -> dict[str, Any]:
-        if self.run_when is not None and str(self.run_when).strip().lower() not in ("true", "1", "yes"):
+        if self.run_when is not None and not deployment.is_true(self.run_when):
             context["ti"].xcom_push(key="reason", value=self.skip_reason)
             raise AirflowSkipException(f"skipped: {self.skip_reason}")
         self._private_environment = deployment.secret_environment()
