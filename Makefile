@@ -108,6 +108,10 @@ score: ## Score FILE (CSV or Parquet) with the Production model: publishes it, f
 	@since="$$(date -u +%Y-%m-%dT%H:%M:%S)"; infra/scripts/publish.sh --to-score "$(FILE)" \
 	  && python3 infra/scripts/airflow_client.py --follow-scoring-since "$$since"
 
+.PHONY: reproduce
+reproduce: install ## Re-run a registered version from its recorded data, settings and images; compare metrics (VERSION=N)
+	@infra/scripts/reproduce.sh "$(VERSION)"
+
 .PHONY: publish
 publish: ## Publish FILE (CSV or Parquet) as a new data version; the training run starts by itself
 	@infra/scripts/publish.sh "$(FILE)"

@@ -45,6 +45,11 @@ def as_label(value: Any) -> Label:
     return str(value)
 
 
+# Why a column the user named in DROP_COLUMNS was dropped; `make reproduce` reads the
+# setting back from the schema of a registered version by it.
+DROPPED_BY_SETTING = "named in DROP_COLUMNS"
+
+
 @dataclass(frozen=True)
 class Feature:
     """One input column: its kind and, for text columns, the levels seen in training."""
@@ -209,7 +214,7 @@ def infer(
             continue
         column = frame[name]
         kind = kind_of(column)
-        reason = "named in DROP_COLUMNS" if name in drop_columns else _drop_reason(column, kind, len(frame))
+        reason = DROPPED_BY_SETTING if name in drop_columns else _drop_reason(column, kind, len(frame))
         if reason:
             dropped[str(name)] = reason
             continue
