@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline_steps import storage, tracking
+from pipeline_steps import provenance, storage, tracking
 from pipeline_steps.cli import configure_logging
 from pipeline_steps.errors import NotFoundError, PipelineError
 from pipeline_steps.schema import DROPPED_BY_SETTING
@@ -237,13 +237,22 @@ def image_id(recorded_as: str) -> str | None:
     return digest if done.returncode == 0 and done.stdout.strip() == digest else None
 
 
-def choose_runner(recording: Recording, step: str, local_only: bool) -> StepRunner:
+def choose_runner(settings: Settings, recording: Recording, step: str, local_only: bool) -> StepRunner:
     """The recorded image when it is here (and Docker with it), else this environment."""
     recorded_as = recording.images.get(step, "")
     found = None if local_only else image_id(recorded_as)
     if found is not None and STACK_SCRIPT.is_file():
         return ImageRunner(found, recorded_as)
-    return LocalRunner()
+    if local_only:
+        why = "as asked"
+    elif "@sha256:" in recorded_as:
+        why = f"its image {recorded_as} is not on this machine"
+    else:
+        why = f"it was not run from an image ({recorded_as or 'none recorded'})"
+    code = provenance.git_commit(settings)
+    if code != recording.git_commit:
+        why += f"; with this checkout's code at {code[:12]}, not {recording.git_commit[:12]}"
+    return LocalRunner(f"locally: {why}")
 
 
 @dataclass(frozen=True)
@@ -275,7 +284,7 @@ def reproduce(settings: Settings, version: str, *, local_only: bool = False) -> 
     env = step_settings(settings, recording)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     prefix = f"s3://{settings.s3.runs_bucket}/reproduce/{settings.model_name}/v{version}-{stamp}"
-    runners = {step: choose_runner(recording, step, local_only) for step in STEPS}
+    runners = {step: choose_runner(settings, recording, step, local_only) for step in STEPS}
     for step in STEPS:
         log.info("%s: %s", step, runners[step].where)
     prepared = runners["prepare"].run("prepare", [

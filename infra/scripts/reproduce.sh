@@ -24,7 +24,7 @@ setting() {
 export S3_ENDPOINT_URL="http://localhost:$(setting S3_PORT 9000)"
 export MLFLOW_TRACKING_URI="http://localhost:$(setting MLFLOW_PORT 5000)"
 # MLflow's presigned S3 URLs name the S3 service as containers see it: stream through MLflow.
-export MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD=false
+export MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD=false MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
 export MLFLOW_TRACKING_USERNAME=admin
 MLFLOW_TRACKING_PASSWORD="$(secret MLFLOW_ADMIN_PASSWORD)"
 AWS_ACCESS_KEY_ID="$(secret S3_PIPELINE_ACCESS_KEY)"

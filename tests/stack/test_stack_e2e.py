@@ -346,6 +346,28 @@ def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_
     }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def test_make_reproduce_re_runs_a_registered_version_in_its_images_and_locally_with_identical_metrics(
+    stack: Stack,
+) -> None:
+    version = staging(stack)
+    count = len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'"))
+    recorded = mlflow_client(stack).get_run(version.run_id).data.metrics
+
+    for where, extra in (("in its image ct-{step}:", ()), ("locally: as asked", ("LOCAL=yes",))):
+        done = stack_command("make", "reproduce", f"VERSION={version.version}", *extra)
+        lines = done.stdout.strip().splitlines()
+        assert lines[-1].startswith(
+            f"reproduced: ct-xgboost version {version.version}, every metric identical"), done.stdout
+        for step in ("prepare", "train", "evaluate"):
+            assert f"  {step:<9} ran {where.format(step=step)}" in done.stdout, done.stdout
+        f1_line = next(line.split() for line in lines if line.split()[:1] == ["f1"])
+        assert f1_line == ["f1", str(recorded["f1"]), str(recorded["f1"]), "same"]
+
+    # Nothing registered, nothing moved.
+    assert len(mlflow_client(stack).search_model_versions("name = 'ct-xgboost'")) == count
+    assert staging(stack).version == version.version
+
+
 def test_publishing_a_table_to_score_scores_it_with_the_approved_model(stack: Stack, tmp_path: Path) -> None:
     serving = production(stack)
     scored_run, last = make_score(stack, table_to_score(stack, tmp_path))
