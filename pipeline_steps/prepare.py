@@ -44,6 +44,7 @@ def prepare(
     log.info("preparing %s (%d bytes)", source, len(payload))
 
     frame = data.load_table(payload, source, settings.csv_delimiter)
+    del payload  # the file's bytes: as large as the table again, and not needed past here
     table = validation.clean_for(settings, frame, source)
     for note in table.schema.notes:
         log.warning("%s", note)

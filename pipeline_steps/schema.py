@@ -45,6 +45,11 @@ def as_label(value: Any) -> Label:
     return str(value)
 
 
+def as_labels(values: pd.Series) -> pd.Series:
+    """:func:`as_label` of every value, worked out once per distinct value (a million rows, two classes)."""
+    return values.map({value: as_label(value) for value in values.unique()})
+
+
 # Why a column the user named in DROP_COLUMNS was dropped; `make reproduce` reads the
 # setting back from the schema of a registered version by it.
 DROPPED_BY_SETTING = "named in DROP_COLUMNS"
@@ -99,14 +104,15 @@ class TableSchema:
     def encode_labels(self, labels: pd.Series) -> pd.Series:
         """Class labels as codes 0..k-1; a label the model has no class for is an error."""
         codes = {label: code for code, label in enumerate(self.classes)}
-        normalised = labels.map(as_label)
-        unknown = sorted({str(v) for v in normalised if v not in codes})
+        normalised = as_labels(labels)
+        encoded = normalised.map(codes)
+        unknown = sorted({str(v) for v in normalised[encoded.isna()].unique()})
         if unknown:
             raise DataValidationError(
                 f"target column {self.target!r} holds labels the model has no class for: "
                 f"{some(unknown)} (its classes: {some(self.classes)})"
             )
-        return normalised.map(codes).astype("int64")
+        return encoded.astype("int64")
 
     def decode(self, codes: Any) -> pd.Series:
         """Codes back to the user's labels."""
@@ -207,7 +213,7 @@ def infer(
     ``positive_class_required``: the gate metric is binary F1, so text labels need
     POSITIVE_CLASS; guessing it would gate on the wrong class without a word.
     """
-    classes = sorted({as_label(v) for v in frame[target].dropna()}, key=_sort_key)
+    classes = sorted({as_label(v) for v in frame[target].dropna().unique()}, key=_sort_key)
     features, dropped, notes = [], {}, []
     for name in frame.columns:
         if name == target:
@@ -222,7 +228,7 @@ def infer(
         if kind == NUMERIC and looks_like_id:
             notes.append(f"column {name!r} has a different whole number in every row: "
                          "if it is a row id, name it in DROP_COLUMNS")
-        levels = tuple(sorted({str(v) for v in column.dropna()})) if kind == CATEGORICAL else ()
+        levels = tuple(sorted({str(v) for v in column.dropna().unique()})) if kind == CATEGORICAL else ()
         features.append(Feature(str(name), kind, levels))
     notes += [f"column {name!r} dropped: {why}" for name, why in dropped.items()]
     notes += [f"DROP_COLUMNS names {name!r}, which the table does not have"

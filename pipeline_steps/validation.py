@@ -49,7 +49,7 @@ def _target_column(labels: pd.Series) -> pa.Column:
     checks = [pa.Check(lambda s: len(s) > 0, error="has no values")]
     if ptypes.is_numeric_dtype(labels) and not ptypes.is_bool_dtype(labels):
         checks.append(pa.Check(
-            lambda v: float(v).is_integer(), element_wise=True,
+            lambda s: s.astype("float64").mod(1).eq(0),
             error="holds fractional values: class labels must be text, booleans or whole "
                   "numbers (a regression target is not supported)",
         ))
@@ -57,7 +57,7 @@ def _target_column(labels: pd.Series) -> pa.Column:
     checks += [
         pa.Check(lambda s: s.nunique() >= 2, error=f"has a single class{only}; need at least two"),
         pa.Check(
-            lambda v: counts[v] >= 2, element_wise=True,
+            lambda s: s.map(counts).ge(2),
             error="has a class with a single row; a stratified split needs at least two rows "
                   "per class",
         ),
@@ -106,7 +106,7 @@ def _one_line(exc: SchemaError, frame: pd.DataFrame, target: str, name: str) -> 
         return f"{name} {rule}"
     subject = "target column" if column == target else "column"
     examples = ""
-    if getattr(exc.check, "element_wise", False) and exc.failure_cases is not None:
+    if isinstance(exc.failure_cases, pd.DataFrame):  # a check of each row: name some of the values
         values = exc.failure_cases["failure_case"].drop_duplicates().head(3).tolist()
         examples = ": " + ", ".join(repr(v) for v in values)
     return f"{subject} {column!r} in {name} {rule}{examples}"
@@ -138,7 +138,7 @@ def clean(
     check(shape_rules(target), frame, target, name)
     frame = frame.dropna(subset=[target]).drop_duplicates().reset_index(drop=True)
     check(value_rules(frame, target, drop_columns), frame, target, name)
-    frame = frame.assign(**{target: frame[target].map(schema.as_label)})
+    frame = frame.assign(**{target: schema.as_labels(frame[target])})
     try:
         table_schema = schema.infer(
             frame, target, drop_columns=drop_columns, positive_class=positive_class,
