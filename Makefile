@@ -23,7 +23,7 @@ install: ## Create .venv with the package, every step's dependencies and the dev
 lint: install install-airflow ## pylint on the package, the DAGs and the tests
 	$(UV) run pylint pipeline_steps
 	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack
-	$(UV) run pylint infra/scripts/airflow_client.py bench/runs.py images/bench/report.py
+	$(UV) run pylint infra/scripts/airflow_client.py bench/runs.py bench/scale.py images/bench/report.py
 	cd orchestration && $(UV) run pylint dags
 	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
 
@@ -117,7 +117,11 @@ publish: ## Publish FILE (CSV or Parquet) as a new data version; the training ru
 	@infra/scripts/publish.sh "$(FILE)"
 
 .PHONY: bench
-bench: bench-images bench-runs ## Every benchmark (results in bench/results/)
+bench: bench-images bench-runs bench-scale ## Every benchmark (results in bench/results/)
+
+.PHONY: bench-scale
+bench-scale: install ## The steps on local files vs one plain process, 10k to 5M rows: time, memory (BENCH_SCALE_ROWS=...)
+	$(UV) run python bench/scale.py
 
 .PHONY: bench-runs
 bench-runs: install build-images ## A stack of its own: seconds for a run with nothing new, and from make publish to a run

@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""How the step pipeline scales with the data, next to the same work in one plain Python process.
+
+`make bench-scale` generates seeded synthetic tables (30 numeric and 5 text
+columns, a text label, about 2 % missing values) of growing size and, for each,
+runs the step CLIs prepare, train and evaluate on local files (MLflow tracking
+into a SQLite file) and a baseline: one process that reads the same CSV, splits
+it the same way, fits XGBoost with the same parameters, predicts and scores.
+Each runs as its own process, so its wall time and peak memory (the kernel's
+``ru_maxrss`` from ``wait4``) are its own. Writes bench/results/scale.json,
+scale.md and scale.png (time and memory against rows, log-log).
+
+Targets (issue #12): the steps within 1.3x the baseline's time at 1M rows; no
+step's peak memory above 3x the table's in-memory size (judged where the table,
+not the libraries' fixed footprint, dominates: 1M rows and up); nothing
+quadratic (the log-log slope between the two largest sizes, printed).
+
+Sizes: BENCH_SCALE_ROWS (comma-separated), default 10000,100000,1000000,5000000.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+SEED = 42
+TEST_SIZE = 0.2
+TARGET = "label"
+STEPS = ("prepare", "train", "evaluate")
+DEFAULT_ROWS = (10_000, 100_000, 1_000_000, 5_000_000)
+TIME_TARGET_RATIO = 1.3
+MEMORY_TARGET_RATIO = 3.0
+MEMORY_JUDGED_FROM_ROWS = 1_000_000
+TIME_JUDGED_AT_ROWS = 1_000_000
+
+
+def xgb_params() -> dict[str, Any]:
+    """params.yaml's train.xgb: what the steps fit with, and so the baseline too."""
+    sys.path.insert(0, str(REPO))
+    from pipeline_steps import params  # pylint: disable=import-outside-toplevel
+
+    return params.xgb_params(params.load({}))
+
+
+def make_table(rows: int, seed: int = SEED) -> pd.DataFrame:
+    """A seeded table a model can learn: the label depends on some numbers and one text column."""
+    rng = np.random.default_rng(seed)
+    numbers = rng.normal(size=(rows, 30)).astype("float64")
+    levels = [np.array([f"level_{i}" for i in range(k)]) for k in (3, 5, 8, 12, 20)]
+    texts = [rng.integers(0, len(names), size=rows) for names in levels]
+    logit = numbers[:, :6] @ np.array([1.2, -0.8, 0.6, 0.5, -0.4, 0.3]) + (texts[0] == 1) * 0.8
+    label = np.where(logit + rng.logistic(size=rows) > 0.3, "yes", "no")
+    frame = pd.DataFrame(numbers, columns=[f"num_{i:02d}" for i in range(30)])
+    for i, (names, codes) in enumerate(zip(levels, texts)):
+        frame[f"cat_{i}"] = names[codes]
+    missing = rng.random(size=(rows, 30)) < 0.02
+    frame[frame.columns[:30]] = frame[frame.columns[:30]].mask(missing)
+    frame[TARGET] = label
+    return frame
+
+
+def measured(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run a process to its end: its wall seconds and peak resident memory (MiB), or its error."""
+    # Output to files, not pipes: wait4 must reap the process before anything is read.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        with subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True) as proc:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"bench-scale: {' '.join(command)} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return {"seconds": round(seconds, 2), "peak_mib": round(usage.ru_maxrss / 1024, 1),
+            "result": stdout.strip().splitlines()[-1] if stdout.strip() else ""}
+
+
+def step_env(work: Path) -> dict[str, str]:
+    """The steps' settings for the synthetic table; MLflow into a SQLite file of its own."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "S3_"))}
+    return {**keep, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DATASET_NAME": "synthetic",
+            "TARGET_COLUMN": TARGET, "POSITIVE_CLASS": "yes", "SEED": str(SEED), "TEST_SIZE": str(TEST_SIZE),
+            "GIT_COMMIT": "bench", "LOG_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            "PYTHONPATH": str(REPO)}
+
+
+def bench_size(rows: int, work: Path) -> dict[str, Any]:
+    """One table size: the steps one after another, then the baseline, on the same CSV."""
+    frame = make_table(rows)
+    table_mib = float(frame.memory_usage(deep=True).sum()) / 2**20
+    csv = work / "table.csv"
+    frame.to_csv(csv, index=False)
+    del frame
+    env = step_env(work)
+    # The SQLite store's schema is created once (MLflow's migrations take seconds), before the
+    # clock starts: the stack's steps talk to a running server, which has it already.
+    subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
+                   env=env, check=True, capture_output=True)
+    python = [sys.executable, "-m"]
+    steps = {
+        "prepare": measured([*python, "pipeline_steps.prepare", "--input", str(csv),
+                             "--output", str(work / "prepare")], env),
+        "train": measured([*python, "pipeline_steps.train", "--prepared", str(work / "prepare"),
+                           "--output", str(work / "train")], env),
+        "evaluate": measured([*python, "pipeline_steps.evaluate", "--trained", str(work / "train"),
+                              "--output", str(work / "evaluate")], env),
+    }
+    plain = measured([sys.executable, __file__, "--baseline", str(csv)], env)
+    evaluated = json.loads(steps["evaluate"].pop("result"))
+    for step in ("prepare", "train"):
+        steps[step].pop("result")
+    scored = json.loads(plain.pop("result"))
+    total = sum(s["seconds"] for s in steps.values())
+    result = {
+        "rows": rows, "csv_mib": round(csv.stat().st_size / 2**20, 1), "table_mib": round(table_mib, 1),
+        "steps": steps, "steps_seconds": round(total, 2), "baseline": plain,
+        "time_ratio": round(total / plain["seconds"], 2),
+        "peak_mib": max(s["peak_mib"] for s in steps.values()),
+        "memory_ratio": round(max(s["peak_mib"] for s in steps.values()) / table_mib, 2),
+        "f1": {"steps": round(evaluated["metrics"]["f1"], 4), "baseline": round(scored["f1"], 4)},
+    }
+    print(f"bench-scale: {rows:>9,} rows: steps {total:7.1f} s ("
+          + ", ".join(f"{k} {v['seconds']:.1f} s / {v['peak_mib']:.0f} MiB" for k, v in steps.items())
+          + f"), baseline {plain['seconds']:.1f} s / {plain['peak_mib']:.0f} MiB; "
+          f"table {table_mib:.0f} MiB", flush=True)
+    return result
+
+
+def baseline(csv: str) -> dict[str, float]:
+    """The same work in one plain process: read, split, fit, predict, score. No tracking, no files."""
+    # pylint: disable=import-outside-toplevel
+    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from xgboost import XGBClassifier
+
+    frame = pd.read_csv(csv)
+    text = [c for c in frame.select_dtypes(exclude="number").columns if c != TARGET]
+    frame[text] = frame[text].astype("category")
+    train, test = train_test_split(frame, test_size=TEST_SIZE, random_state=SEED, stratify=frame[TARGET])
+    model = XGBClassifier(**{"enable_categorical": True, **xgb_params()}, random_state=SEED)
+    model.fit(train.drop(columns=TARGET), (train[TARGET] == "yes").astype(int))
+    probabilities = model.predict_proba(test.drop(columns=TARGET))[:, 1]
+    truth = (test[TARGET] == "yes").astype(int)
+    return {"f1": f1_score(truth, probabilities > 0.5), "roc_auc": roc_auc_score(truth, probabilities)}
+
+
+def slopes(results: list[dict[str, Any]]) -> dict[str, float]:
+    """d log(seconds) / d log(rows) between the two largest sizes: 1 is linear, 2 quadratic."""
+    if len(results) < 2:
+        return {}
+    small, large = results[-2], results[-1]
+    span = math.log(large["rows"] / small["rows"])
+
+    def slope(a: float, b: float) -> float:
+        return round(math.log(max(b, 1e-3) / max(a, 1e-3)) / span, 2)
+
+    found = {step: slope(small["steps"][step]["seconds"], large["steps"][step]["seconds"]) for step in STEPS}
+    found["baseline"] = slope(small["baseline"]["seconds"], large["baseline"]["seconds"])
+    return found
+
+
+def machine() -> str:
+    """Cores, memory and Python: what the numbers were measured on."""
+    meminfo = Path("/proc/meminfo").read_text(encoding="utf-8").split()
+    total_gib = int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20
+    return (f"{os.cpu_count()} cores, {total_gib:.0f} GiB, {platform.processor() or platform.machine()}, "
+            f"Python {platform.python_version()}")
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Seconds and peak MiB against rows, log-log: each step, the steps together, the baseline."""
+    # pylint: disable=import-outside-toplevel
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    rows = [r["rows"] for r in results]
+    figure, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=100)
+    for step in STEPS:
+        time_ax.plot(rows, [r["steps"][step]["seconds"] for r in results], "o-", label=step)
+        memory_ax.plot(rows, [r["steps"][step]["peak_mib"] for r in results], "o-", label=step)
+    time_ax.plot(rows, [r["steps_seconds"] for r in results], "s-", color="black", label="steps together")
+    time_ax.plot(rows, [r["baseline"]["seconds"] for r in results], "k--", label="baseline (one process)")
+    memory_ax.plot(rows, [r["baseline"]["peak_mib"] for r in results], "k--", label="baseline (one process)")
+    memory_ax.plot(rows, [r["table_mib"] for r in results], ":", color="grey", label="table in memory")
+    for ax, label in ((time_ax, "wall seconds"), (memory_ax, "peak resident MiB")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rows")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    figure.suptitle("Step pipeline on local files vs one plain process (synthetic table, 35 columns)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The table a person reads, with the targets and whether they are met."""
+    lines = [
+        "# Data scale: the step pipeline on local files vs one plain process (`make bench-scale`)",
+        "",
+        f"Measured on {report['machine']}, {report['date']}. A synthetic table (30 numeric and 5 text "
+        "columns, a text label, about 2 % missing values), as CSV; prepare, train and evaluate run as "
+        "their CLIs, one process each, MLflow into SQLite; the baseline reads the same CSV, splits, fits "
+        "the same XGBoost parameters, predicts and scores in one process. Peak memory is each process's "
+        "own (`ru_maxrss`).",
+        "",
+        "| rows | CSV MiB | table MiB | prepare s / MiB | train s / MiB | evaluate s / MiB "
+        "| steps s | baseline s / MiB | time ratio | memory ratio | f1 steps / baseline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["results"]:
+        cells = [f"{r['rows']:,}", f"{r['csv_mib']}", f"{r['table_mib']}"]
+        cells += [f"{r['steps'][s]['seconds']} / {r['steps'][s]['peak_mib']:.0f}" for s in STEPS]
+        cells += [f"{r['steps_seconds']}", f"{r['baseline']['seconds']} / {r['baseline']['peak_mib']:.0f}",
+                  f"{r['time_ratio']}", f"{r['memory_ratio']}", f"{r['f1']['steps']} / {r['f1']['baseline']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Log-log slope of seconds between the two largest sizes (1 = linear, 2 = quadratic): "
+              f"{report['slopes']}", "", "Targets:"]
+    lines += [f"- {name}: {'met' if met else 'NOT met'} ({why})"
+              for name, (met, why) in report["targets"].items()]
+    lines += ["", "![time and memory against rows](scale.png)", ""]
+    return "\n".join(lines)
+
+
+def targets(results: list[dict[str, Any]], found_slopes: dict[str, float]) -> dict[str, tuple[bool, str]]:
+    """Each target of the issue, judged where it applies, with the numbers that decided it."""
+    judged: dict[str, tuple[bool, str]] = {}
+    at = [r for r in results if r["rows"] == TIME_JUDGED_AT_ROWS]
+    if at:
+        judged["time within 1.3x the baseline at 1M rows"] = (
+            bool(at[0]["time_ratio"] <= TIME_TARGET_RATIO), f"{at[0]['time_ratio']}x")
+    large = [r for r in results if r["rows"] >= MEMORY_JUDGED_FROM_ROWS]
+    if large:
+        worst = max(large, key=lambda r: r["memory_ratio"])
+        judged["peak memory under 3x the table from 1M rows"] = (
+            bool(worst["memory_ratio"] < MEMORY_TARGET_RATIO),
+            f"worst {worst['memory_ratio']}x at {worst['rows']:,} rows")
+    if found_slopes:
+        steepest = max(found_slopes.values())
+        judged["nothing quadratic"] = (bool(steepest < 1.5), f"largest slope {steepest}")
+    return judged
+
+
+def main() -> int:
+    """Every size, smallest first; the results files at the end."""
+    if len(sys.argv) == 3 and sys.argv[1] == "--baseline":
+        print(json.dumps(baseline(sys.argv[2])))
+        return 0
+    sizes = [int(n) for n in os.environ.get("BENCH_SCALE_ROWS", ",".join(map(str, DEFAULT_ROWS))).split(",")]
+    results = []
+    for rows in sizes:
+        with tempfile.TemporaryDirectory(prefix="ct-bench-scale-") as tmp:
+            results.append(bench_size(rows, Path(tmp)))
+    found = slopes(results)
+    report = {"machine": machine(), "date": dt.date.today().isoformat(), "xgb_params": xgb_params(),
+              "results": results, "slopes": found}
+    report["targets"] = targets(results, found)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "scale.md").write_text(markdown(report), encoding="utf-8")
+    plot(results, RESULTS / "scale.png")
+    print(f"bench-scale: wrote {RESULTS / 'scale.md'}; " + "; ".join(
+        f"{name}: {'met' if met else 'NOT met'} ({why})" for name, (met, why) in report["targets"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
