@@ -23,7 +23,7 @@ install: ## Create .venv with the package, every step's dependencies and the dev
 lint: install install-airflow ## pylint on the package, the DAGs and the tests
 	$(UV) run pylint pipeline_steps
 	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack
-	$(UV) run pylint infra/scripts/airflow_client.py bench/runs.py bench/scale.py images/bench/report.py
+	$(UV) run pylint infra/scripts/airflow_client.py bench/runs.py bench/scale.py images/bench/report.py images/layers.py
 	cd orchestration && $(UV) run pylint dags
 	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
 

@@ -64,11 +64,12 @@ build_target() {
   echo $((SECONDS - start))
 }
 
-# Build args that select one step's venv and module.
+# Build args that select one step's shared layers, its own layer and its module.
 step_args() {
   local lock module
   read -r lock module <<<"${STEPS[$1]}"
-  echo "--build-arg VENV=$lock --build-arg MODULE=$module"
+  echo "--build-arg STEP_LAYER=$(python3 "$IMAGES_DIR/layers.py" --deepest "$lock") --build-arg VENV=$lock" \
+    "--build-arg MODULE=$module"
 }
 
 human_size() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.0f MB", $1 / 1e6 }'; }

@@ -5,6 +5,7 @@ Run after `make build-images`; the tests use the `:latest` tags and real contain
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -103,3 +104,44 @@ def test_no_compilers_caches_or_test_suites(docker: Docker, name: str) -> None:
     )
     done = docker("run", "--rm", "--user", "0", "--entrypoint", "sh", ref(name), "-c", script)
     assert done.stdout.strip() == "", f"{ref(name)} carries:\n{done.stdout}"
+
+
+def step_layers() -> dict[str, list[str]]:
+    """Step image -> the shared layers it is built on (images/layers.py and the lock each image uses)."""
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("layers", repo / "images" / "layers.py")
+    assert spec and spec.loader
+    layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layers)
+    lock_of = {"tune": "train", "predict": "train", "promote": "register", "check-drift": "drift"}
+    return {name: layers.chain(layers.deepest_layer(lock_of.get(name, name))) for name in STEP_MODULES}
+
+
+def test_step_images_built_on_the_same_shared_layer_hold_the_same_layers_up_to_it(docker: Docker) -> None:
+    """numpy, scipy, pyarrow and the rest are stored once: every image on a shared layer has its bytes.
+
+    Each step image is the base, the runtime's user, its chain of shared layers, then its own.
+    """
+    below = {name: json.loads(docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", ref(name)).stdout)
+             for name in STEP_MODULES}
+    chains = step_layers()
+    for depth, layer in enumerate(("core", "science", "tabular"), start=3):
+        on_it = sorted(name for name, chain in chains.items() if layer in chain)
+        assert len(on_it) >= 2, f"only {on_it} use {layer}"
+        prefixes = {tuple(below[name][:depth]) for name in on_it}
+        assert len(prefixes) == 1, f"the images on {layer} ({', '.join(on_it)}) differ below it"
+
+
+@pytest.mark.parametrize("name", [*STEP_MODULES, "mlflow", "airflow"])
+def test_every_shared_library_finds_the_libraries_it_links(docker: Docker, name: str) -> None:
+    """What the builder prunes (pyarrow's Flight, headers, linker-name copies) leaves nothing dangling.
+
+    Judged on the extension modules Python loads, with everything they pull in: a vendored library
+    read on its own can miss a sibling the module's own search path provides (scipy's gfortran).
+    """
+    script = ("find /opt -type f \\( -name '*.cpython-*.so' -o -name '*.abi3.so' \\) -exec ldd {} + 2>/dev/null"
+              " | grep -e '^/' -e 'not found'")
+    lines = docker("run", "--rm", "--entrypoint", "sh", ref(name), "-c", script).stdout.splitlines()
+    assert any(line.startswith("/opt/") for line in lines), f"{ref(name)}: ldd read no library"
+    missing = [line for line in lines if "not found" in line]
+    assert missing == [], f"{ref(name)} links to what it does not have:\n" + "\n".join(lines[-200:])
