@@ -24,6 +24,12 @@ The contract of ``python -m pipeline_steps.<step>``:
 The DAG cannot import this package and repeats the number 3; a DAG test checks
 it against ``EXIT_PERMANENT``, so keep the name. ``--help`` works without any
 setting, so an image can be smoke-tested on its own.
+
+After a step succeeds, one more stderr line, ``ct.timing {...}``, says when its
+process started (from ``/proc/self/stat``), when its modules were imported (the
+step's own lazy imports count as its work) and when it finished, in seconds
+since the epoch: `make bench-dag` reads it from the task log to tell the
+interpreter and import time from the step's work.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -43,6 +50,8 @@ from pipeline_steps.settings import Settings, load_settings
 EXIT_OK = 0
 EXIT_RETRYABLE = 1
 EXIT_PERMANENT = 3
+
+TIMING_PREFIX = "ct.timing "
 
 StepHandler = Callable[[argparse.Namespace, Settings], dict[str, Any]]
 
@@ -74,6 +83,24 @@ def configure_logging() -> None:
     )
 
 
+def process_started(stat_path: str = "/proc/self/stat") -> float | None:
+    """When this process started, in seconds since the epoch (10 ms resolution); None off Linux."""
+    try:
+        with open(stat_path, encoding="ascii") as stat:
+            # starttime is field 22, counted in clock ticks since boot; comm (field 2) may hold spaces.
+            ticks = int(stat.read().rpartition(")")[2].split()[19])
+        since_start = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.time() - since_start
+
+
+def timing_line(step: str, started: float | None, imported: float, finished: float) -> str:
+    """The one ``ct.timing`` line a step logs when it is done (module docstring)."""
+    return TIMING_PREFIX + json.dumps({"step": step, "started": started, "imported": imported,
+                                       "finished": finished})
+
+
 def exit_code(error: PipelineError) -> int:
     """The exit code that tells Airflow whether to retry after ``error``."""
     return EXIT_RETRYABLE if error.retryable else EXIT_PERMANENT
@@ -85,6 +112,7 @@ def run_cli(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse, load settings, run the step, print its result; return the exit code."""
+    imported = time.time()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -99,6 +127,6 @@ def run_cli(
     except PipelineError as exc:
         print(f"error: {parser.step}: {exc}", file=sys.stderr, flush=True)
         return exit_code(exc)
-    sys.stderr.flush()
+    print(timing_line(parser.step, process_started(), imported, time.time()), file=sys.stderr, flush=True)
     print(json.dumps(result, sort_keys=True), flush=True)
     return EXIT_OK

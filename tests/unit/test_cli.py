@@ -4,8 +4,10 @@ says whether running it again can help (the contract in pipeline_steps/cli.py's 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,21 @@ def test_a_step_prints_one_json_line_and_logs_to_stderr(tmp_path: Path) -> None:
     result = json.loads(lines[0])
     assert (result["rows_train"], result["rows_test"]) == (16, 4)  # the duplicate row is dropped
     assert "preparing small.csv" in done.stderr
+    timings = [line for line in done.stderr.splitlines() if line.startswith(cli.TIMING_PREFIX)]
+    assert len(timings) == 1, done.stderr
+    timing = json.loads(timings[0].removeprefix(cli.TIMING_PREFIX))
+    assert timing["step"] == "prepare"
+    assert timing["started"] <= timing["imported"] <= timing["finished"]
+
+
+def test_process_started_reads_the_start_time_from_proc_stat(tmp_path: Path) -> None:
+    five_seconds_ago = time.clock_gettime(time.CLOCK_BOOTTIME) - 5
+    fields = ["S", *["0"] * 18, str(int(five_seconds_ago * os.sysconf("SC_CLK_TCK")))]
+    stat = tmp_path / "stat"
+    stat.write_text(f"42 (python -m (x)) {' '.join(fields)} 0 0\n", encoding="ascii")
+    assert abs(cli.process_started(str(stat)) - (time.time() - 5)) < 0.5
+    assert cli.process_started(str(tmp_path / "missing")) is None
+    assert cli.process_started() <= time.time()
 
 
 def test_the_exit_codes_are_the_ones_the_dag_repeats() -> None:
