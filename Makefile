@@ -23,7 +23,8 @@ install: ## Create .venv with the package, every step's dependencies and the dev
 lint: install install-airflow ## pylint on the package, the DAGs and the tests
 	$(UV) run pylint pipeline_steps
 	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack
-	$(UV) run pylint infra/scripts/airflow_client.py bench/runs.py bench/scale.py images/bench/report.py images/layers.py
+	$(UV) run pylint infra/scripts/airflow_client.py bench/stack.py bench/runs.py bench/dag.py bench/scale.py \
+	  images/bench/report.py images/layers.py
 	cd orchestration && $(UV) run pylint dags
 	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
 
@@ -117,7 +118,7 @@ publish: ## Publish FILE (CSV or Parquet) as a new data version; the training ru
 	@infra/scripts/publish.sh "$(FILE)"
 
 .PHONY: bench
-bench: bench-images bench-runs bench-scale ## Every benchmark (results in bench/results/)
+bench: bench-images bench-runs bench-dag bench-scale ## Every benchmark (results in bench/results/)
 
 .PHONY: bench-scale
 bench-scale: install ## The steps on local files vs one plain process, 10k to 5M rows: time, memory (BENCH_SCALE_ROWS=...)
@@ -126,3 +127,7 @@ bench-scale: install ## The steps on local files vs one plain process, 10k to 5M
 .PHONY: bench-runs
 bench-runs: install build-images ## A stack of its own: seconds for a run with nothing new, and from make publish to a run
 	$(UV) run python bench/runs.py
+
+.PHONY: bench-dag
+bench-dag: install build-images ## A stack of its own: where a forced run's seconds go besides step work (BENCH_DAG_RUNS=5)
+	$(UV) run python bench/dag.py
