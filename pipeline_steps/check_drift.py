@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline_steps import data, drift, storage, tracking
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import NotFoundError
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
@@ -95,4 +95,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

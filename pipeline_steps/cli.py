@@ -30,6 +30,10 @@ process started (from ``/proc/self/stat``), when its modules were imported (the
 step's own lazy imports count as its work) and when it finished, in seconds
 since the epoch: `make bench-dag` reads it from the task log to tell the
 interpreter and import time from the step's work.
+
+A step run as a program ends with :func:`exit_process`: once its output is
+flushed it leaves without the interpreter's teardown, which took 0.4-0.9 s per
+container with pandas, scikit-learn and MLflow loaded (`make bench-dag`).
 """
 
 from __future__ import annotations
@@ -104,6 +108,18 @@ def timing_line(step: str, started: float | None, imported: float, finished: flo
 def exit_code(error: PipelineError) -> int:
     """The exit code that tells Airflow whether to retry after ``error``."""
     return EXIT_RETRYABLE if error.retryable else EXIT_PERMANENT
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a step's process with ``code`` at once: flush stdout and stderr, skip the interpreter's teardown.
+
+    Only for ``if __name__ == "__main__"``: by then the step has closed its MLflow runs
+    and written its outputs; what the teardown would do (collect every module's objects,
+    atexit handlers) changes nothing for a container that is removed next.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_cli(

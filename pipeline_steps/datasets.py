@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.data import md5_hex
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import Settings
@@ -68,4 +68,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

@@ -28,7 +28,7 @@ from pipeline_steps import champion as champions
 from pipeline_steps import gate
 from pipeline_steps import data, plot_data, provenance, storage, tracking
 from pipeline_steps.metrics import compute_metrics
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.model import LabelledModel
 from pipeline_steps.schema import TableSchema, differences
 from pipeline_steps.settings import Settings
@@ -288,4 +288,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline_steps import data, storage, validation
 from pipeline_steps.versions import fetch_version
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
@@ -100,4 +100,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

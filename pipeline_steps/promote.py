@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pipeline_steps import provenance, tracking
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import NotFoundError, PipelineError, UsageError
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
@@ -130,4 +130,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps import announce, data, storage, validation
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.datasets import BUILTIN, builtin_csv
 from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachableError, UsageError
 from pipeline_steps.settings import Settings
@@ -212,4 +212,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

@@ -20,7 +20,7 @@ import warnings
 from typing import Any
 
 from pipeline_steps import provenance, tracking
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import METRICS, Settings
 from pipeline_steps.storage import Storage
@@ -145,4 +145,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

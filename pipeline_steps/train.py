@@ -20,7 +20,7 @@ from typing import Any
 from pipeline_steps import data, provenance, storage, tracking
 from pipeline_steps.model import LabelledModel, fit
 from pipeline_steps.schema import TableSchema
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 
@@ -125,4 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

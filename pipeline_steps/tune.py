@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from pipeline_steps import data, provenance, tracking
-from pipeline_steps.cli import make_parser, run_cli
+from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.metrics import compute_metrics
 from pipeline_steps.model import fit
 from pipeline_steps.schema import TableSchema
@@ -140,4 +140,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

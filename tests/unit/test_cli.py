@@ -60,6 +60,18 @@ def test_process_started_reads_the_start_time_from_proc_stat(tmp_path: Path) -> 
     assert cli.process_started() <= time.time()
 
 
+def test_a_step_process_ends_with_its_code_and_its_output_flushed_without_the_teardown(
+    tmp_path: Path,
+) -> None:
+    code = ("import atexit, sys; from pipeline_steps import cli; atexit.register(print, 'teardown'); "
+            "print('result'); print('log', file=sys.stderr); cli.exit_process(cli.EXIT_PERMANENT)")
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == cli.EXIT_PERMANENT
+    assert (done.stdout, done.stderr) == ("result\n", "log\n")
+
+
 def test_the_exit_codes_are_the_ones_the_dag_repeats() -> None:
     assert (cli.EXIT_OK, cli.EXIT_RETRYABLE, cli.EXIT_PERMANENT) == (0, 1, 3)
 
