@@ -100,7 +100,9 @@ def breakdown(run: dict[str, Any], instances: list[dict[str, Any]], boxes: list[
     to the run's wall time.
     """
     started, ended = epoch(run["start_date"]), epoch(run["end_date"])
-    ran = sorted((ti for ti in instances if ti.get("start_date") and ti.get("end_date")),
+    # A branch's skipped side gets a start and an end but was never queued: it never ran.
+    ran = sorted((ti for ti in instances
+                  if ti.get("queued_when") and ti.get("start_date") and ti.get("end_date")),
                  key=lambda ti: epoch(ti["start_date"]))
     previous = started
     tasks = []
@@ -155,6 +157,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "overhead": median([run["overhead"] for run in runs]),
         "overhead_max": round(max(run["overhead"] for run in runs), 2),
         "run_queued": median([run["run_queued"] for run in runs]),
+        "load_before": median([run.get("load_before", 0.0) for run in runs]),
     }
 
 
@@ -200,7 +203,8 @@ class DockerEvents:
 
 
 def measure_run(client: Any, events: DockerEvents) -> dict[str, Any]:
-    """Trigger one forced run, follow it to its end and split its time."""
+    """Trigger one forced run, follow it to its end and split its time (with the load it ran under)."""
+    load = os.getloadavg()[0]
     run_id = client.trigger({"force": True})
     state = client.follow(run_id, out=io.StringIO())
     if state != "success" or client.task_states(run_id).get("register_model") != "success":
@@ -214,7 +218,8 @@ def measure_run(client: Any, events: DockerEvents) -> dict[str, Any]:
             found = step_timing([STACK.airflow_client.format_log_event(event) for event in log])
             if found:
                 timings[ti["task_id"]] = found
-    return breakdown(client.run(run_id), instances, containers(list(events.events), run_id), timings)
+    split = breakdown(client.run(run_id), instances, containers(list(events.events), run_id), timings)
+    return {**split, "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
 def wait_for_first_run(client: Any, timeout: float = 900) -> None:
@@ -256,7 +261,9 @@ def main() -> int:
         f"- run wall time (run start → end): **{summary['wall']:.1f}**; "
         f"step work: **{summary['work']:.1f}**; "
         f"overhead (wall − work): **{summary['overhead']:.1f}** (max {summary['overhead_max']:.1f}); "
-        f"a triggered run waited {summary['run_queued']:.1f} more before it started",
+        f"a triggered run waited {summary['run_queued']:.1f} more before it started; the machine's "
+        f"1-minute load average before a run: {summary['load_before']:.1f} (another job on the machine "
+        "slows every part)",
         f"- target: overhead under {TARGET_SECONDS:.0f} s: **{'met' if met else 'not met'}**",
         "- overhead by where it goes: " + "; ".join(f"{name} {value:.1f}" for name, value in groups), "",
         *table(summary), "",

@@ -43,7 +43,8 @@ def run() -> dict:
     instances = [
         instance("prepare_data", queued=0.5, start=1.0, end=5.0),
         instance("quality_gate", queued=6.0, start=6.5, end=9.0),
-        instance("stop_pipeline", queued=0, start=0, end=0, state="skipped") | {"start_date": None},
+        # The branch's other side: skipped, given a start and an end, never queued.
+        instance("stop_pipeline", queued=0, start=9.0, end=9.0, state="skipped") | {"queued_when": None},
     ]
     boxes = dag.containers([event("create", 1.5), event("start", 1.7), event("die", 4.2)], RUN_ID)
     return dag.breakdown(run_info, instances, boxes, {"prepare_data": timing(2.0, 2.5, 3.5)})
