@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import time
@@ -83,9 +84,10 @@ class BenchStack:
         return time.monotonic() - started, out
 
     def down(self) -> None:
-        """Remove the stack, its volumes and its .env."""
+        """Remove the stack, its volumes, its .env and the secret files made from it."""
         self.compose("down", "--volumes", "--remove-orphans")
         Path(self.env["ENV_FILE"]).unlink(missing_ok=True)
+        shutil.rmtree(f"{self.env['ENV_FILE']}.secrets", ignore_errors=True)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[float]:
