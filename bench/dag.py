@@ -38,7 +38,7 @@ import threading
 import time
 from typing import Any
 
-from stack import BenchStack, describe, machine, write_results
+from stack import RESULTS, BenchStack, describe, machine, write_results
 
 STACK = BenchStack("ct-benchdag", {"airflow": 38080, "mlflow": 35000, "s3": 39000, "s3_console": 39001})
 RUNS = int(os.environ.get("BENCH_DAG_RUNS", "5"))
@@ -60,6 +60,39 @@ GROUPS = {
     "container start and exit (Docker)": ("container_start", "container_exit"),
     "interpreter and imports (Python)": ("imports",),
 }
+
+# What dominated and what was done about it: kept by hand, measured with this bench.
+FINDINGS = [
+    "## What dominates, and what was done (2026-11-24, 2 cores, while image builds also ran: load 5-7)", "",
+    "Before (the steps and Airflow settings of c7e26ba), median of 5 runs: wall 93.0, step work 43.2, "
+    "overhead 49.9. Three parts were cut, each measured by this bench:", "",
+    "- **Interpreter teardown**, from a step's result to its container's exit: 0.4-1.4 s per step, "
+    "7.5 per run, Python finalising pandas, scikit-learn and MLflow in a process about to be removed. "
+    "The steps now end with `pipeline_steps.cli.exit_process` (flush, then `os._exit`): 0.6 per run.",
+    "- **Scheduler idle sleep**, from one task's end to the next task being queued and started: 7.6 "
+    "per run with `[scheduler] scheduler_idle_sleep_time` at its default 1 s; 3.9 with 0.2 s "
+    "(`infra/docker-compose.yml`).",
+    "- **A skipped task held the run 5 s**: `tune_model` (tuning off) took 5.4, because a task's "
+    "supervisor noticed its process had exited only at its next check, every "
+    "`[workers] min_heartbeat_interval` (5 s); a successful task reports its state before that, a "
+    "skipped one after. With 1 s: 1.0.", "",
+    "After: overhead 38.7 at the same load (wall 84.8, step work 47.4). Not under 10 s. What is left:", "",
+    "- **The task runner**, about 1 s before each of the 10 tasks does anything: Airflow forks a "
+    "task process, which parses the DAG file again (its log says `dag_file_parse_ms` ≈ 700: Airflow's "
+    "task runner and the docker and http providers are imported afresh in every task), then "
+    "DockerOperator's Docker API calls before the create. The gate and the "
+    "approval are whole tasks of their own (1.0-1.2 each).",
+    "- **Interpreter and imports** in the step containers (pandas, pyarrow, scikit-learn, xgboost, "
+    "Evidently, MLflow): 0.7-4 s per step. The steps use what they import, so lazy imports would "
+    "only move these seconds into step work.",
+    "- **Container start** is small: 0.1 s from `docker create` to the step's process.", "",
+    "Not done, candidates next: fewer tasks (the gate's decision is already made in evaluate; the "
+    "approval need not be a task when `auto_approve` is on; a skipped tune still costs a task "
+    "process); the task runner's imports loaded once in the process the task processes fork from "
+    "(Airflow 3.3 has `[core] mp_forkserver_preload` for the forkserver start method; untried). "
+    "The load inflates every part: the first two runs before the changes, before the image builds "
+    "started, had 31-35 s of overhead and 24 s of step work.", "",
+]
 
 
 def epoch(stamp: str | None) -> float | None:
@@ -233,8 +266,36 @@ def wait_for_first_run(client: Any, timeout: float = 900) -> None:
     client.wait_until_idle(timeout=timeout)
 
 
+def report(results: dict[str, Any]) -> list[str]:
+    """dag.md: the figures, the table, and what dominates and what was done about it (FINDINGS)."""
+    summary, host = results["summary"], results["machine"]
+    groups = sorted(summary["overhead_by_group"].items(), key=lambda item: -item[1])
+    return [
+        "# Orchestration overhead of a training run (`make bench-dag`)", "",
+        f"Measured on {describe(host)}: {summary['runs']} forced runs of ml_training_pipeline on the "
+        "default data (breast_cancer, 569 rows), each check → prepare → drift → train → evaluate → gate → "
+        "register → promote (tune skipped, approval automatic), on a stack of its own. Medians, seconds.", "",
+        f"- run wall time (run start → end): **{summary['wall']:.1f}**; "
+        f"step work: **{summary['work']:.1f}**; "
+        f"overhead (wall − work): **{summary['overhead']:.1f}** (max {summary['overhead_max']:.1f}); "
+        f"a triggered run waited {summary['run_queued']:.1f} more before it started; the machine's "
+        f"1-minute load average before a run: {summary['load_before']:.1f} (another job on the machine "
+        "slows every part)",
+        f"- target: overhead under {TARGET_SECONDS:.0f} s: **{'met' if results['met'] else 'not met'}**",
+        "- overhead by where it goes: " + "; ".join(f"{name} {value:.1f}" for name, value in groups), "",
+        *table(summary), "",
+        "Step work starts once the step's modules are imported, so imports a step makes lazily "
+        "(mlflow in train and register, matplotlib in evaluate) count as its work.", "",
+        *FINDINGS,
+    ]
+
+
 def main() -> int:
-    """Up, RUNS forced runs, down; write the results."""
+    """Up, RUNS forced runs, down; write the results. `--render`: rewrite dag.md from dag.json."""
+    if sys.argv[1:] == ["--render"]:
+        results = json.loads((RESULTS / "dag.json").read_text(encoding="utf-8"))
+        write_results("dag", results, report(results))
+        return 0
     with STACK.running() as up_seconds:
         client = STACK.client()
         wait_for_first_run(client)
@@ -248,29 +309,11 @@ def main() -> int:
         finally:
             events.stop()
     summary = summarise(runs)
-    host = machine()
-    met = summary["overhead"] < TARGET_SECONDS
-    results = {"machine": host, "make_up_seconds": round(up_seconds, 1),
-               "target_overhead_seconds": TARGET_SECONDS, "met": met, "summary": summary, "runs": runs}
-    groups = sorted(summary["overhead_by_group"].items(), key=lambda item: -item[1])
-    write_results("dag", results, [
-        "# Orchestration overhead of a training run (`make bench-dag`)", "",
-        f"Measured on {describe(host)}: {summary['runs']} forced runs of ml_training_pipeline on the "
-        "default data (breast_cancer, 569 rows), each check → prepare → drift → train → evaluate → gate → "
-        "register → promote (tune skipped, approval automatic), on a stack of its own. Medians, seconds.", "",
-        f"- run wall time (run start → end): **{summary['wall']:.1f}**; "
-        f"step work: **{summary['work']:.1f}**; "
-        f"overhead (wall − work): **{summary['overhead']:.1f}** (max {summary['overhead_max']:.1f}); "
-        f"a triggered run waited {summary['run_queued']:.1f} more before it started; the machine's "
-        f"1-minute load average before a run: {summary['load_before']:.1f} (another job on the machine "
-        "slows every part)",
-        f"- target: overhead under {TARGET_SECONDS:.0f} s: **{'met' if met else 'not met'}**",
-        "- overhead by where it goes: " + "; ".join(f"{name} {value:.1f}" for name, value in groups), "",
-        *table(summary), "",
-        "Step work starts once the step's modules are imported, so imports a step makes lazily "
-        "(mlflow in train and register, matplotlib in evaluate) count as its work.", "",
-    ])
-    return 0 if met else 1
+    results = {"machine": machine(), "make_up_seconds": round(up_seconds, 1),
+               "target_overhead_seconds": TARGET_SECONDS, "met": summary["overhead"] < TARGET_SECONDS,
+               "summary": summary, "runs": runs}
+    write_results("dag", results, report(results))
+    return 0 if results["met"] else 1
 
 
 if __name__ == "__main__":
