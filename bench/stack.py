@@ -84,9 +84,10 @@ class BenchStack:
         return time.monotonic() - started, out
 
     def down(self) -> None:
-        """Remove the stack, its volumes, its .env and the secret files made from it."""
+        """Remove the stack, its volumes, its .env, the secret files made from it and its S3 choice."""
         self.compose("down", "--volumes", "--remove-orphans")
         Path(self.env["ENV_FILE"]).unlink(missing_ok=True)
+        (REPO / "infra" / f".s3-backend-{self.env['COMPOSE_PROJECT_NAME']}").unlink(missing_ok=True)
         shutil.rmtree(f"{self.env['ENV_FILE']}.secrets", ignore_errors=True)
 
     @contextlib.contextmanager
