@@ -69,9 +69,9 @@ FINDINGS = [
     "- **Interpreter teardown**, from a step's result to its container's exit: 0.4-1.4 s per step, "
     "7.5 per run, Python finalising pandas, scikit-learn and MLflow in a process about to be removed. "
     "The steps now end with `pipeline_steps.cli.exit_process` (flush, then `os._exit`): 0.6 per run.",
-    "- **Scheduler idle sleep**, from one task's end to the next task being queued and started: 7.6 "
-    "per run with `[scheduler] scheduler_idle_sleep_time` at its default 1 s; 3.9 with 0.2 s "
-    "(`infra/docker-compose.yml`).",
+    "- **Scheduler idle sleep**, from one task's end to the next task being queued and started, and "
+    "from the last task's end to the run's: 7.1 per run with `[scheduler] scheduler_idle_sleep_time` "
+    "at its default 1 s; 3.7-5.2 with 0.2 s (`infra/docker-compose.yml`).",
     "- **A skipped task held the run 5 s**: `tune_model` (tuning off) took 5.4, because a task's "
     "supervisor noticed its process had exited only at its next check, every "
     "`[workers] min_heartbeat_interval` (5 s); a successful task reports its state before that, a "
