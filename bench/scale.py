@@ -4,8 +4,10 @@
 `make bench-scale` generates seeded synthetic tables (30 numeric and 5 text
 columns, a text label, about 2 % missing values) of growing size and, for each,
 runs the step CLIs prepare, train and evaluate on local files (MLflow tracking
-into a SQLite file) and a baseline: one process that reads the same CSV, splits
-it the same way, fits XGBoost with the same parameters, predicts and scores.
+into a SQLite file), then again on S3 (a SeaweedFS server, as the stack runs,
+with an MLflow server whose artifacts live there), and a baseline: one process
+that reads the same CSV, splits it the same way, fits XGBoost with the same
+parameters, predicts and scores.
 Each runs as its own process, so its wall time and peak memory (the kernel's
 ``ru_maxrss`` from ``wait4``) are its own. Writes bench/results/scale.json,
 scale.md and scale.png (time and memory against rows, log-log).
@@ -16,6 +18,7 @@ not the libraries' fixed footprint, dominates: 1M rows and up); nothing
 quadratic (the log-log slope between the two largest sizes, printed).
 
 Sizes: BENCH_SCALE_ROWS (comma-separated), default 10000,100000,1000000,5000000.
+BENCH_SCALE_S3=no leaves out the runs on S3.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +104,57 @@ def step_env(work: Path) -> dict[str, str]:
             "PYTHONPATH": str(REPO)}
 
 
-def bench_size(rows: int, work: Path) -> dict[str, Any]:
-    """One table size: the steps one after another, then the baseline, on the same CSV."""
+class S3Stack:
+    """A SeaweedFS S3 server and an MLflow server on it (tests/services.py), as the stack runs them."""
+
+    def __init__(self, stack: ExitStack, work: Path) -> None:
+        sys.path.insert(0, str(REPO))
+        from tests import services  # pylint: disable=import-outside-toplevel,import-error
+
+        (work / "s3").mkdir()
+        (work / "mlflow").mkdir()
+        self.server = stack.enter_context(services.s3_server(work / "s3"))
+        self.mlflow_uri = stack.enter_context(services.mlflow_server(work / "mlflow", self.server))
+        # The steps' own identity: read the data, read and write run outputs (as in the stack).
+        self.keys = {"AWS_ACCESS_KEY_ID": services.PIPELINE_ACCESS_KEY,
+                     "AWS_SECRET_ACCESS_KEY": services.PIPELINE_SECRET_KEY}
+
+    def env(self, work: Path) -> dict[str, str]:
+        """step_env, with S3 and the MLflow server in place of local files and SQLite."""
+        return {**step_env(work), **self.keys, "S3_ENDPOINT_URL": self.server.endpoint,
+                "MLFLOW_TRACKING_URI": self.mlflow_uri}
+
+    def upload(self, path: Path, rows: int) -> str:
+        """The table where a published data version would be; its URI."""
+        key = f"bench-scale/{rows}/{path.name}"
+        self.server.client().upload_file(str(path), "dvc-data", key)
+        return f"s3://dvc-data/{key}"
+
+
+def run_steps(table: str, outputs: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """prepare, train and evaluate as their CLIs, one process each, outputs under ``outputs``."""
+    python = [sys.executable, "-m"]
+    return {
+        "prepare": measured([*python, "pipeline_steps.prepare", "--input", table,
+                             "--output", f"{outputs}/prepare"], env),
+        "train": measured([*python, "pipeline_steps.train", "--prepared", f"{outputs}/prepare",
+                           "--output", f"{outputs}/train"], env),
+        "evaluate": measured([*python, "pipeline_steps.evaluate", "--trained", f"{outputs}/train",
+                              "--output", f"{outputs}/evaluate"], env),
+    }
+
+
+def summarised(steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per step seconds and MiB, the total, the worst peak, and the f1 evaluate reported."""
+    evaluated = json.loads(steps["evaluate"]["result"])
+    steps = {name: {k: v for k, v in step.items() if k != "result"} for name, step in steps.items()}
+    return {"steps": steps, "steps_seconds": round(sum(s["seconds"] for s in steps.values()), 2),
+            "peak_mib": max(s["peak_mib"] for s in steps.values()),
+            "f1": round(evaluated["metrics"]["f1"], 4)}
+
+
+def bench_size(rows: int, work: Path, s3: S3Stack | None) -> dict[str, Any]:
+    """One table size: the steps on local files, on S3, then the baseline, on the same CSV."""
     frame = make_table(rows)
     table_mib = float(frame.memory_usage(deep=True).sum()) / 2**20
     csv = work / "table.csv"
@@ -112,32 +165,28 @@ def bench_size(rows: int, work: Path) -> dict[str, Any]:
     # clock starts: the stack's steps talk to a running server, which has it already.
     subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
                    env=env, check=True, capture_output=True)
-    python = [sys.executable, "-m"]
-    steps = {
-        "prepare": measured([*python, "pipeline_steps.prepare", "--input", str(csv),
-                             "--output", str(work / "prepare")], env),
-        "train": measured([*python, "pipeline_steps.train", "--prepared", str(work / "prepare"),
-                           "--output", str(work / "train")], env),
-        "evaluate": measured([*python, "pipeline_steps.evaluate", "--trained", str(work / "train"),
-                              "--output", str(work / "evaluate")], env),
-    }
+    local = summarised(run_steps(str(csv), str(work), env))
+    on_s3 = summarised(run_steps(s3.upload(csv, rows), f"s3://pipeline-runs/bench-scale/{rows}",
+                                 s3.env(work))) if s3 else None
     plain = measured([sys.executable, __file__, "--baseline", str(csv)], env)
-    evaluated = json.loads(steps["evaluate"].pop("result"))
-    for step in ("prepare", "train"):
-        steps[step].pop("result")
     scored = json.loads(plain.pop("result"))
-    total = sum(s["seconds"] for s in steps.values())
+    total = local["steps_seconds"]
     result = {
         "rows": rows, "csv_mib": round(csv.stat().st_size / 2**20, 1), "table_mib": round(table_mib, 1),
-        "steps": steps, "steps_seconds": round(total, 2), "baseline": plain,
+        "steps": local["steps"], "steps_seconds": total, "baseline": plain,
         "time_ratio": round(total / plain["seconds"], 2),
-        "peak_mib": max(s["peak_mib"] for s in steps.values()),
-        "memory_ratio": round(max(s["peak_mib"] for s in steps.values()) / table_mib, 2),
-        "f1": {"steps": round(evaluated["metrics"]["f1"], 4), "baseline": round(scored["f1"], 4)},
+        "peak_mib": local["peak_mib"],
+        "memory_ratio": round(local["peak_mib"] / table_mib, 2),
+        "f1": {"steps": local["f1"], "baseline": round(scored["f1"], 4)},
     }
+    if on_s3:
+        result["s3"] = {**on_s3, "time_ratio": round(on_s3["steps_seconds"] / plain["seconds"], 2),
+                        "memory_ratio": round(on_s3["peak_mib"] / table_mib, 2)}
     print(f"bench-scale: {rows:>9,} rows: steps {total:7.1f} s ("
-          + ", ".join(f"{k} {v['seconds']:.1f} s / {v['peak_mib']:.0f} MiB" for k, v in steps.items())
-          + f"), baseline {plain['seconds']:.1f} s / {plain['peak_mib']:.0f} MiB; "
+          + ", ".join(f"{k} {v['seconds']:.1f} s / {v['peak_mib']:.0f} MiB"
+                      for k, v in local["steps"].items())
+          + (f"), on S3 {on_s3['steps_seconds']:.1f} s / {on_s3['peak_mib']:.0f} MiB" if on_s3 else ")")
+          + f", baseline {plain['seconds']:.1f} s / {plain['peak_mib']:.0f} MiB; "
           f"table {table_mib:.0f} MiB", flush=True)
     return result
 
@@ -197,6 +246,11 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         time_ax.plot(rows, [r["steps"][step]["seconds"] for r in results], "o-", label=step)
         memory_ax.plot(rows, [r["steps"][step]["peak_mib"] for r in results], "o-", label=step)
     time_ax.plot(rows, [r["steps_seconds"] for r in results], "s-", color="black", label="steps together")
+    if all("s3" in r for r in results):
+        time_ax.plot(rows, [r["s3"]["steps_seconds"] for r in results], "s:", color="black",
+                     label="steps together, on S3")
+        memory_ax.plot(rows, [r["s3"]["peak_mib"] for r in results], "s:", color="black",
+                       label="worst step, on S3")
     time_ax.plot(rows, [r["baseline"]["seconds"] for r in results], "k--", label="baseline (one process)")
     memory_ax.plot(rows, [r["baseline"]["peak_mib"] for r in results], "k--", label="baseline (one process)")
     memory_ax.plot(rows, [r["table_mib"] for r in results], ":", color="grey", label="table in memory")
@@ -207,7 +261,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    figure.suptitle("Step pipeline on local files vs one plain process (synthetic table, 35 columns)")
+    figure.suptitle("Step pipeline on local files and on S3 vs one plain process "
+                    "(synthetic table, 35 columns)")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -220,7 +275,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Measured on {report['machine']}, {report['date']}. A synthetic table (30 numeric and 5 text "
         "columns, a text label, about 2 % missing values), as CSV; prepare, train and evaluate run as "
-        "their CLIs, one process each, MLflow into SQLite; the baseline reads the same CSV, splits, fits "
+        "their CLIs on local files, one process each, MLflow into SQLite; the baseline reads the same "
+        "CSV, splits, fits "
         "the same XGBoost parameters, predicts and scores in one process. Peak memory is each process's "
         "own (`ru_maxrss`).",
         "",
@@ -234,6 +290,21 @@ def markdown(report: dict[str, Any]) -> str:
         cells += [f"{r['steps_seconds']}", f"{r['baseline']['seconds']} / {r['baseline']['peak_mib']:.0f}",
                   f"{r['time_ratio']}", f"{r['memory_ratio']}", f"{r['f1']['steps']} / {r['f1']['baseline']}"]
         lines.append("| " + " | ".join(cells) + " |")
+    on_s3 = [r for r in report["results"] if "s3" in r]
+    if on_s3:
+        lines += ["", "The same steps on S3: the table read from a SeaweedFS server (as the stack's), every "
+                  "output written there, runs and the model logged to an MLflow server whose artifacts "
+                  "live there; the steps use their own S3 identity.", "",
+                  "| rows | prepare s / MiB | train s / MiB | evaluate s / MiB | steps s | vs local files "
+                  "| time ratio to baseline | memory ratio | f1 |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in on_s3:
+            cells = [f"{r['rows']:,}"]
+            on = r["s3"]
+            cells += [f"{on['steps'][s]['seconds']} / {on['steps'][s]['peak_mib']:.0f}" for s in STEPS]
+            cells += [f"{on['steps_seconds']}", f"{on['steps_seconds'] - r['steps_seconds']:+.1f} s",
+                      f"{r['s3']['time_ratio']}", f"{r['s3']['memory_ratio']}", f"{r['s3']['f1']}"]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Log-log slope of seconds between the two largest sizes (1 = linear, 2 = quadratic): "
               f"{report['slopes']}", "", "Targets:"]
     lines += [f"- {name}: {'met' if met else 'NOT met'} ({why})"
@@ -268,9 +339,12 @@ def main() -> int:
         return 0
     sizes = [int(n) for n in os.environ.get("BENCH_SCALE_ROWS", ",".join(map(str, DEFAULT_ROWS))).split(",")]
     results = []
-    for rows in sizes:
-        with tempfile.TemporaryDirectory(prefix="ct-bench-scale-") as tmp:
-            results.append(bench_size(rows, Path(tmp)))
+    with ExitStack() as stack:
+        services = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ct-bench-scale-s3-")))
+        s3 = S3Stack(stack, services) if os.environ.get("BENCH_SCALE_S3", "yes") != "no" else None
+        for rows in sizes:
+            with tempfile.TemporaryDirectory(prefix="ct-bench-scale-") as tmp:
+                results.append(bench_size(rows, Path(tmp), s3))
     found = slopes(results)
     report = {"machine": machine(), "date": dt.date.today().isoformat(), "xgb_params": xgb_params(),
               "results": results, "slopes": found}

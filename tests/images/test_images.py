@@ -139,8 +139,8 @@ def test_every_shared_library_finds_the_libraries_it_links(docker: Docker, name:
     Judged on the extension modules Python loads, with everything they pull in: a vendored library
     read on its own can miss a sibling the module's own search path provides (scipy's gfortran).
     """
-    script = ("find /opt -type f \\( -name '*.cpython-*.so' -o -name '*.abi3.so' \\) -exec ldd {} + 2>/dev/null"
-              " | grep -e '^/' -e 'not found'")
+    script = ("find /opt -type f \\( -name '*.cpython-*.so' -o -name '*.abi3.so' \\) "
+              "-exec ldd {} + 2>/dev/null | grep -e '^/' -e 'not found'")
     lines = docker("run", "--rm", "--entrypoint", "sh", ref(name), "-c", script).stdout.splitlines()
     assert any(line.startswith("/opt/") for line in lines), f"{ref(name)}: ldd read no library"
     missing = [line for line in lines if "not found" in line]
