@@ -87,8 +87,19 @@ bytes() { docker image inspect -f '{{.Size}}' "$1"; }
   for image in "${STEP_ORDER[@]}"; do echo "$image $(bytes "ct-bench-$image")"; done
 } >"$LOG_DIR/sizes.txt"
 
+# Every layer of every step image, once per image: "<image> <layer key> <bytes>". A layer is
+# keyed by the intermediate image that added it (the same one when two images share it).
+for image in "${STEP_ORDER[@]}"; do
+  docker history --no-trunc --human=false --format '{{.ID}}|{{.Size}}|{{.CreatedBy}}' "ct-bench-$image" \
+    | awk -F'|' -v image="$image" '{ key = ($1 == "<missing>") ? $3 "|" $2 : $1; gsub(/ /, "_", key);
+                                    print image, key, $2 }'
+done >"$LOG_DIR/layers.txt"
+# The MLflow server image as `make build-images` built it (the bench builds only the steps).
+mlflow_size="$(docker image inspect -f '{{.Size}}' ct-mlflow:latest 2>/dev/null || echo 0)"
+
 python3 "$IMAGES_DIR/bench/report.py" \
-  --sizes "$LOG_DIR/sizes.txt" --base "$base" --changed "$CHANGED_FILE" \
+  --sizes "$LOG_DIR/sizes.txt" --layers "$LOG_DIR/layers.txt" --mlflow-size "$mlflow_size" \
+  --base "$base" --changed "$CHANGED_FILE" \
   --naive-cold "$naive_cold" --naive-warm "$naive_warm" \
   --steps-cold "$steps_cold" --steps-cold-per "$steps_cold_per" \
   --steps-warm "$steps_warm" --steps-warm-per "$steps_warm_per" \
