@@ -76,7 +76,8 @@ FINDINGS = [
     "supervisor noticed its process had exited only at its next check, every "
     "`[workers] min_heartbeat_interval` (5 s); a successful task reports its state before that, a "
     "skipped one after. With 1 s: 1.0.", "",
-    "After: overhead 38.7 at the same load (wall 84.8, step work 47.4). Not under 10 s. What is left:", "",
+    "After: overhead 38.7 at the same load (wall 84.8, step work 47.4); 25.6 at load 3.2 with the "
+    "shared-layer images (the table above). Not under 10 s. What is left:", "",
     "- **The task runner**, about 1 s before each of the 10 tasks does anything: Airflow forks a "
     "task process, which parses the DAG file again (its log says `dag_file_parse_ms` ≈ 700: Airflow's "
     "task runner and the docker and http providers are imported afresh in every task), then "
