@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the steps' params and tests/services.py, as in the repository
 RESULTS = REPO / "bench" / "results"
 SEED = 42
 TEST_SIZE = 0.2
@@ -54,7 +55,6 @@ TIME_JUDGED_AT_ROWS = 1_000_000
 
 def xgb_params() -> dict[str, Any]:
     """params.yaml's train.xgb: what the steps fit with, and so the baseline too."""
-    sys.path.insert(0, str(REPO))
     from pipeline_steps import params  # pylint: disable=import-outside-toplevel
 
     return params.xgb_params(params.load({}))
@@ -108,7 +108,6 @@ class S3Stack:
     """A SeaweedFS S3 server and an MLflow server on it (tests/services.py), as the stack runs them."""
 
     def __init__(self, stack: ExitStack, work: Path) -> None:
-        sys.path.insert(0, str(REPO))
         from tests import services  # pylint: disable=import-outside-toplevel,import-error
 
         (work / "s3").mkdir()

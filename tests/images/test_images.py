@@ -5,12 +5,12 @@ Run after `make build-images`; the tests use the `:latest` tags and real contain
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.host_scripts import image_layers as layers
 from tests.images.conftest import ALL_IMAGES, STEP_MODULES, Docker, ref
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "orchestration" / "dags"
@@ -108,11 +108,6 @@ def test_no_compilers_caches_or_test_suites(docker: Docker, name: str) -> None:
 
 def step_layers() -> dict[str, list[str]]:
     """Step image -> the shared layers it is built on (images/layers.py and the lock each image uses)."""
-    repo = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("layers", repo / "images" / "layers.py")
-    assert spec and spec.loader
-    layers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(layers)
     lock_of = {"tune": "train", "predict": "train", "promote": "register", "check-drift": "drift"}
     return {name: layers.chain(layers.deepest_layer(lock_of.get(name, name))) for name in STEP_MODULES}
 

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.host_scripts import image_layers as layers
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_layers() -> ModuleType:
-    """images/layers.py, which runs in the builder stage and is not a package module."""
-    spec = importlib.util.spec_from_file_location("layers", REPO / "images" / "layers.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-layers = load_layers()
 
 
 def block(pin: str, marker: str = "") -> str:
