@@ -23,7 +23,7 @@ from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import NotFoundError
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
-from pipeline_steps.versions import fetch_version
+from pipeline_steps.versions import fetched_version
 
 SUMMARY_FILE = "drift.json"
 REPORT_FILE = "drift_report.html"
@@ -49,12 +49,13 @@ def check_drift(settings: Settings, store: Storage, prepared_uri: str, output_ur
         result = _not_measured(manifest, "the Staging model was trained on this same data version")
     else:
         try:
-            raw = fetch_version(settings, store, reference_version)
+            with fetched_version(settings, store, reference_version) as path:
+                reference = data.load_table(path, reference_version)
         except NotFoundError:
             result = _not_measured(manifest, f"the Staging model's data version {reference_version} "
                                              "is not on the DVC remote")
         else:
-            result = _measure(store, manifest, data.load_table(raw, reference_version), output_uri)
+            result = _measure(store, manifest, reference, output_uri)
             result["reference_version"] = reference_version
     store.write_manifest(output_uri, "check_drift", result)
     summary = result.get("drift")

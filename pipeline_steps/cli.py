@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -56,6 +57,8 @@ EXIT_RETRYABLE = 1
 EXIT_PERMANENT = 3
 
 TIMING_PREFIX = "ct.timing "
+_M_MMAP_THRESHOLD = -3  # mallopt parameter, from glibc's malloc.h
+_MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's starting value, now kept
 
 StepHandler = Callable[[argparse.Namespace, Settings], dict[str, Any]]
 
@@ -85,6 +88,21 @@ def configure_logging() -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def return_freed_memory() -> None:
+    """Have glibc hand large freed blocks back to the system at once.
+
+    By default glibc raises its mmap threshold each time a large block is freed, so
+    later frames come from a heap it keeps: a step that reads a table and then splits
+    it held the freed chunks of the read too (prepare, a million rows: 975 MiB peak,
+    898 MiB with a fixed threshold). Nothing to do off glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
 def process_started(stat_path: str = "/proc/self/stat") -> float | None:
@@ -135,6 +153,7 @@ def run_cli(
         # argparse exits 0 after --help and 2 on a usage error, which no retry fixes.
         return EXIT_OK if exc.code in (0, None) else EXIT_PERMANENT
     configure_logging()
+    return_freed_memory()
     try:
         # Libraries print to stdout too (MLflow prints run links): send all of it to stderr.
         with contextlib.redirect_stdout(sys.stderr):

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-from typing import Any
+from pathlib import Path
+from typing import Any, ContextManager
 
 import pandas as pd
 
@@ -25,7 +26,7 @@ from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.model import LabelledModel
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
-from pipeline_steps.versions import fetch_version
+from pipeline_steps.versions import fetched_version
 
 PREDICTIONS_FILE = "predictions.parquet"
 RECORD_FILE = "predictions.json"
@@ -45,15 +46,15 @@ def predictions_frame(model: LabelledModel, table: pd.DataFrame) -> pd.DataFrame
 
 
 def _table_to_score(settings: Settings, store: Storage,
-                    input_uri: str | None) -> tuple[bytes, str] | None:
-    """The bytes to score and where they came from; None when nothing is published to score."""
+                    input_uri: str | None) -> tuple[ContextManager[Path], str] | None:
+    """The file to score (opened with ``with``) and where it came from; None when nothing is published."""
     if input_uri:
-        return store.read_bytes(input_uri), input_uri
+        return store.local_file(input_uri), input_uri
     pointer_uri = settings.scoring_pointer_uri
     if not store.exists(pointer_uri):
         return None
     pointer = store.read_json(pointer_uri)
-    return fetch_version(settings, store, pointer["md5"]), f"{pointer['dataset']} version {pointer['md5']}"
+    return fetched_version(settings, store, pointer["md5"]), f"{pointer['dataset']} version {pointer['md5']}"
 
 
 def predict(settings: Settings, store: Storage, output_uri: str,
@@ -71,8 +72,10 @@ def predict(settings: Settings, store: Storage, output_uri: str,
         return {"step": "predict", "skip_reason": (
             f"nothing to score: no table of {settings.scoring_dataset_name!r} is published "
             "(make score FILE=path/to/table.csv) and no input was given")}
-    payload, source = found
-    table = data.load_table(payload, source, settings.csv_delimiter)
+    opened, source = found
+    with opened as path:
+        data_version = data.file_md5(path)
+        table = data.load_table(path, source, settings.csv_delimiter)
     model = registry_model.load_labelled_model(name, tracking.PRODUCTION_ALIAS)
     scored = predictions_frame(model, table)
     predictions_uri = storage.join(output_uri, PREDICTIONS_FILE)
@@ -82,7 +85,7 @@ def predict(settings: Settings, store: Storage, output_uri: str,
         "model_name": name,
         "model_version": str(version.version),
         "model_run_id": version.run_id,
-        "data_version": data.md5_hex(payload),
+        "data_version": data_version,
         "input": source,
         "rows": int(len(scored)),
         "classes": list(model.schema.classes),

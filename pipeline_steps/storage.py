@@ -9,11 +9,13 @@ minute later, a missing key or refused signature never will.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pipeline_steps.errors import (
     NotFoundError,
@@ -94,6 +96,29 @@ class Storage:
         bucket, key = split_s3(uri)
         with self._translate_errors(uri):
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    @contextlib.contextmanager
+    def local_file(self, uri: str) -> Iterator[Path]:
+        """A file on this machine with what is at ``uri``: the file itself, or the S3 object's
+        download, removed afterwards.
+
+        Tables are parsed from a file, not from bytes in memory: a CSV's bytes are about
+        twice the frame they become, and a step's peak memory was the two together.
+        """
+        if not is_s3(uri):
+            path = Path(uri)
+            if not path.is_file():
+                raise NotFoundError(f"{uri} does not exist")
+            yield path
+            return
+        bucket, key = split_s3(uri)
+        with tempfile.TemporaryDirectory(prefix="ct-download-") as folder:
+            path = Path(folder) / (key.rsplit("/", 1)[-1] or "object")
+            # A plain GET streamed to the file, not boto3's download_file: that asks HEAD first,
+            # whose errors have no body, and "SlowDown" would reach the user as a bare 503.
+            with self._translate_errors(uri), path.open("wb") as file:
+                shutil.copyfileobj(self.client.get_object(Bucket=bucket, Key=key)["Body"], file, 1 << 20)
+            yield path
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write atomically: a reader never sees half a file, a failure leaves the old one."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandas.api import types as ptypes
@@ -92,7 +93,9 @@ def shape_rules(target: str) -> pa.DataFrameSchema:
 def check(rules: pa.DataFrameSchema, frame: pd.DataFrame, target: str, name: str) -> None:
     """Raise :class:`DataValidationError` naming the file, the column and the first rule broken."""
     try:
-        rules.validate(frame)
+        # inplace: the rules coerce nothing, so pandera's defensive copy of the frame (the
+        # table's size again, and seconds at a million rows) buys nothing.
+        rules.validate(frame, inplace=True)
     except SchemaError as exc:
         raise DataValidationError(_one_line(exc, frame, target, name)) from None
 
@@ -110,6 +113,22 @@ def _one_line(exc: SchemaError, frame: pd.DataFrame, target: str, name: str) -> 
         values = exc.failure_cases["failure_case"].drop_duplicates().head(3).tolist()
         examples = ": " + ", ".join(repr(v) for v in values)
     return f"{subject} {column!r} in {name} {rule}{examples}"
+
+
+def without_duplicate_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame.drop_duplicates()``, the first of each set of equal rows kept, in a fraction of its time.
+
+    drop_duplicates factorizes every column and then the rows (3.4 s for a million
+    rows of 36 columns); pandas' row hash takes 0.5 s. Only the rows whose hash
+    repeats are then compared exactly, so a hash collision cannot drop a row.
+    (pandas hashes -0.0 as 0.0 and every NaN alike, as drop_duplicates compares them.)
+    """
+    repeated = pd.util.hash_pandas_object(frame, index=False).duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return frame
+    keep = np.ones(len(frame), dtype=bool)  # by position: the index need not be unique
+    keep[np.flatnonzero(repeated)[frame[repeated].duplicated().to_numpy()]] = False
+    return frame[keep]
 
 
 @dataclass(frozen=True)
@@ -136,7 +155,7 @@ def clean(
     DROP_COLUMNS) are left out of the frame and listed in the schema.
     """
     check(shape_rules(target), frame, target, name)
-    frame = frame.dropna(subset=[target]).drop_duplicates().reset_index(drop=True)
+    frame = without_duplicate_rows(frame.dropna(subset=[target])).reset_index(drop=True)
     check(value_rules(frame, target, drop_columns), frame, target, name)
     frame = frame.assign(**{target: schema.as_labels(frame[target])})
     try:
@@ -146,7 +165,10 @@ def clean(
         )
     except DataValidationError as exc:
         raise DataValidationError(f"{name}: {exc}") from None
-    return CleanTable(frame=frame[[*table_schema.feature_names, target]], schema=table_schema)
+    columns = [*table_schema.feature_names, target]
+    if list(frame.columns) != columns:  # a copy of the table, only when a column goes or moves
+        frame = frame[columns]
+    return CleanTable(frame=frame, schema=table_schema)
 
 
 def clean_for(settings: Settings, frame: pd.DataFrame, name: str) -> CleanTable:

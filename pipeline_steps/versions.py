@@ -6,7 +6,10 @@ prepare and predict read a version through this one door.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from pathlib import Path
+from typing import Iterator
 
 from pipeline_steps import data, storage
 from pipeline_steps.errors import DataValidationError, NotFoundError, PipelineError
@@ -19,17 +22,19 @@ def dvc_object_uri(settings: Settings, md5: str) -> str:
     return storage.join(settings.s3.dvc_remote_url, "files", "md5", md5[:2], md5[2:])
 
 
-def fetch_version(settings: Settings, store: Storage, md5: str) -> bytes:
-    """The bytes of a published data version, verified against its md5."""
+@contextlib.contextmanager
+def fetched_version(settings: Settings, store: Storage, md5: str) -> Iterator[Path]:
+    """A local file holding a published data version, verified against its md5; removed after."""
     if not re.fullmatch(r"[0-9a-f]{32}", md5):
         raise PipelineError(f"data version {md5!r} is not a DVC md5 (32 hex characters)")
     uri = dvc_object_uri(settings, md5)
-    try:
-        payload = store.read_bytes(uri)
-    except NotFoundError:
-        raise NotFoundError(
-            f"data version {md5} is not on the DVC remote {settings.s3.dvc_remote_url}"
-        ) from None
-    if data.md5_hex(payload) != md5:
-        raise DataValidationError(f"data version {md5} on the remote is corrupt (md5 mismatch)")
-    return payload
+    with contextlib.ExitStack() as stack:
+        try:
+            path = stack.enter_context(store.local_file(uri))
+        except NotFoundError:
+            raise NotFoundError(
+                f"data version {md5} is not on the DVC remote {settings.s3.dvc_remote_url}"
+            ) from None
+        if data.file_md5(path) != md5:
+            raise DataValidationError(f"data version {md5} on the remote is corrupt (md5 mismatch)")
+        yield path

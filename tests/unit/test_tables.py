@@ -14,7 +14,7 @@ from pipeline_steps import model as model_module
 from pipeline_steps.errors import DataValidationError
 from pipeline_steps.schema import BOOLEAN, CATEGORICAL, NUMERIC, TableSchema, differences
 from pipeline_steps.text import some
-from pipeline_steps.validation import clean
+from pipeline_steps.validation import clean, without_duplicate_rows
 
 ROWS = 40
 
@@ -104,6 +104,21 @@ def test_a_table_that_cannot_be_trained_on_is_refused_in_one_line(frame: pd.Data
         clean(frame, "label", "t.csv", positive_class="yes")
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
+
+
+def test_duplicate_rows_are_dropped_as_drop_duplicates_drops_them() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({
+        "x": rng.integers(0, 3, 400).astype("float64"),
+        "text": pd.Series(rng.choice(["a", "b", None], 400), dtype="string"),
+        "n": rng.integers(0, 2, 400),
+    }, index=np.repeat(np.arange(200), 2))  # not a unique index: rows are kept by position
+    frame.loc[frame.index[::5], "x"] = np.nan
+    frame.iloc[1, 0], frame.iloc[2, 0] = -0.0, 0.0  # equal values that hash apart
+    kept = without_duplicate_rows(frame)
+    expected = frame.drop_duplicates()
+    assert len(kept) < len(frame)
+    pd.testing.assert_frame_equal(kept, expected)
 
 
 def test_text_labels_need_a_positive_class_when_the_gate_is_binary_f1() -> None:
