@@ -25,7 +25,7 @@ lint: install install-airflow ## pylint on the package, the DAGs and the tests
 	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack
 	$(UV) run pylint infra/scripts/airflow_client.py bench/stack.py bench/runs.py bench/dag.py bench/scale.py \
 	  images/bench/report.py images/layers.py
-	cd orchestration && $(UV) run pylint dags
+	cd orchestration && $(UV) run pylint dags ct_scheduler.py
 	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
 
 .PHONY: install-airflow
