@@ -15,7 +15,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +125,11 @@ def write_results(name: str, results: dict[str, Any], markdown: list[str]) -> No
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (RESULTS / f"{name}.md").write_text("\n".join(markdown), encoding="utf-8")
     print((RESULTS / f"{name}.md").read_text(encoding="utf-8"))
+
+
+def bench_alone(stack: BenchStack, collect: Callable[[BenchStack, float], dict[str, Any]],
+                finish: Callable[[dict[str, Any]], int]) -> int:
+    """A bench on a stack of its own: up, ``collect``, down, then ``finish`` (write; the exit code)."""
+    with stack.running() as up_seconds:
+        results = collect(stack, up_seconds)
+    return finish(results)

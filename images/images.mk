@@ -14,7 +14,7 @@ build-images: docker-ready ## Build every step and service image (IMAGES="train 
 	images/build.sh $(IMAGES)
 
 .PHONY: bench-images
-bench-images: docker-ready ## Naive single-stage image vs step images: sizes, cold and warm build times
+bench-images: docker-ready build-images ## Naive single-stage image vs step images: sizes, cold and warm build times
 	images/bench.sh
 
 .PHONY: test-images
