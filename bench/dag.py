@@ -85,10 +85,10 @@ FINDINGS = [
     "(`orchestration/ct_scheduler.py`): task start → container created went from 0.4-0.9 to "
     "0.14-0.21 per step, a task without a container from 0.7-1.6 to 0.15-0.19; the task runner's "
     "part of a run from 10.6 to 2.9.", "",
-    "Now (the table above, on bench-runs' stack after its ten runs, load 2.5): overhead 11.1 (max 13.5), "
-    "not under 10 s; in the same `make bench` on a fresh stack of its own (before the two benches "
-    "shared one, load 2.7) it was 9.2 (max 10.8). The target is at the edge: met there, missed by "
-    "1.1 s here. What is left:", "",
+    "Now (the table above: `make bench` from a clean clone, on bench-runs' stack after its ten runs, "
+    "load 1.8): overhead 10.4 (max 10.9), not under 10 s. Earlier runs the same day: 9.2 (max 10.8) "
+    "on a fresh stack of its own, 11.1 (max 13.5) on the shared stack. The target is at the edge. "
+    "What is left:", "",
     "- **Interpreter and imports** in the step containers (pandas, pyarrow, scikit-learn, xgboost, "
     "Evidently, MLflow): 0.3-1.6 s per step, 5.1 per run; evaluate's 1.6 is MLflow's pyfunc, which "
     "it needs to load the Staging model. The steps use what they import, so lazy imports would only "
