@@ -26,7 +26,7 @@ from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.model import LabelledModel
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
-from pipeline_steps.versions import fetched_version
+from pipeline_steps.versions import table_file
 
 PREDICTIONS_FILE = "predictions.parquet"
 RECORD_FILE = "predictions.json"
@@ -46,15 +46,17 @@ def predictions_frame(model: LabelledModel, table: pd.DataFrame) -> pd.DataFrame
 
 
 def _table_to_score(settings: Settings, store: Storage,
-                    input_uri: str | None) -> tuple[ContextManager[Path], str] | None:
-    """The file to score (opened with ``with``) and where it came from; None when nothing is published."""
+                    input_uri: str | None) -> tuple[ContextManager[tuple[Path, str]], str] | None:
+    """The file to score and its md5 (opened with ``with``) and where it came from; None when
+    nothing is published."""
     if input_uri:
-        return store.local_file(input_uri), input_uri
+        return table_file(settings, store, uri=input_uri), input_uri
     pointer_uri = settings.scoring_pointer_uri
     if not store.exists(pointer_uri):
         return None
     pointer = store.read_json(pointer_uri)
-    return fetched_version(settings, store, pointer["md5"]), f"{pointer['dataset']} version {pointer['md5']}"
+    return (table_file(settings, store, md5=pointer["md5"]),
+            f"{pointer['dataset']} version {pointer['md5']}")
 
 
 def predict(settings: Settings, store: Storage, output_uri: str,
@@ -73,8 +75,7 @@ def predict(settings: Settings, store: Storage, output_uri: str,
             f"nothing to score: no table of {settings.scoring_dataset_name!r} is published "
             "(make score FILE=path/to/table.csv) and no input was given")}
     opened, source = found
-    with opened as path:
-        data_version = data.file_md5(path)
+    with opened as (path, data_version):
         table = data.load_table(path, source, settings.csv_delimiter)
     model = registry_model.load_labelled_model(name, tracking.PRODUCTION_ALIAS)
     scored = predictions_frame(model, table)

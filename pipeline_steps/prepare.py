@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from pipeline_steps import data, storage, validation
-from pipeline_steps.versions import fetched_version
+from pipeline_steps.versions import table_file
 from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import Settings
@@ -34,14 +34,8 @@ def prepare(
     """Turn one data version into a validated, seeded train/test split under ``output_uri``."""
     if (data_version is None) == (input_uri is None):
         raise PipelineError("give exactly one of a data version or an input location")
-    if data_version is not None:
-        source = f"data version {data_version}"
-        fetched = fetched_version(settings, store, data_version)
-    else:
-        source = str(input_uri)
-        fetched = store.local_file(source)
-    with fetched as path:
-        data_version = data_version or data.file_md5(path)
+    source = f"data version {data_version}" if data_version is not None else str(input_uri)
+    with table_file(settings, store, md5=data_version, uri=input_uri) as (path, version):
         log.info("preparing %s (%d bytes)", source, path.stat().st_size)
         frame = data.load_table(path, source, settings.csv_delimiter)
     rows_raw = len(frame)
@@ -57,7 +51,7 @@ def prepare(
 
     manifest = {
         "step": "prepare",
-        "data_version": data_version,
+        "data_version": version,
         "dataset": settings.dataset_name,
         "source": source,
         "target": settings.target_column,
@@ -80,7 +74,7 @@ def prepare(
     store.write_bytes(manifest["test_uri"], data.to_parquet(test))
     del test
     store.write_manifest(output_uri, "prepare", manifest)
-    log.info("prepared %s: %d train / %d test rows", data_version, rows_train, rows_test)
+    log.info("prepared %s: %d train / %d test rows", version, rows_train, rows_test)
     return {
         **{k: manifest[k] for k in ("data_version", "prepared_uri", "rows_train", "rows_test")},
         "dropped_columns": schema.dropped,

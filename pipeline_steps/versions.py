@@ -38,3 +38,19 @@ def fetched_version(settings: Settings, store: Storage, md5: str) -> Iterator[Pa
         if data.file_md5(path) != md5:
             raise DataValidationError(f"data version {md5} on the remote is corrupt (md5 mismatch)")
         yield path
+
+
+@contextlib.contextmanager
+def table_file(settings: Settings, store: Storage, *, md5: str | None = None,
+               uri: str | None = None) -> Iterator[tuple[Path, str]]:
+    """A local file with a published data version (``md5``, verified) or what is at ``uri``, and its md5.
+
+    The md5 is the version id either way: a version's is known and checked once, a
+    location's is computed from its file.
+    """
+    if md5 is not None:
+        with fetched_version(settings, store, md5) as path:
+            yield path, md5
+    else:
+        with store.local_file(str(uri)) as path:
+            yield path, data.file_md5(path)
