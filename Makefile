@@ -16,7 +16,7 @@ help: ## List the targets
 
 .PHONY: install
 install: ## Create .venv with the package, every step's dependencies and the dev tools (from uv.lock)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 .PHONY: lint
 # Test names are the specification and pytest fixtures shadow by design: both checks are off in tests.
@@ -30,7 +30,7 @@ lint: install install-airflow ## pylint on the package, the DAGs and the tests
 
 .PHONY: install-airflow
 install-airflow: ## Create orchestration/.venv: Airflow and the docker provider (from orchestration/uv.lock)
-	cd orchestration && $(UV) sync --frozen
+	cd orchestration && $(UV) sync --frozen --compile-bytecode
 
 .PHONY: test-dags
 # The step-result tests start real containers of the check-data image.

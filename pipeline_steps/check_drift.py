@@ -68,7 +68,7 @@ def check_drift(settings: Settings, store: Storage, prepared_uri: str, output_ur
 def _measure(store: Storage, manifest: dict[str, Any], reference: pd.DataFrame,
              output_uri: str) -> dict[str, Any]:
     columns = [*manifest["features"], manifest["target"]]
-    current = pd.concat([data.from_parquet(store.read_bytes(manifest[key]))
+    current = pd.concat([data.read_frame(store, manifest[key])
                          for key in ("train_uri", "test_uri")])
     summary, html = drift.measure(reference[[c for c in columns if c in reference.columns]], current[columns])
     report_uri = storage.join(output_uri, REPORT_FILE)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from pipeline_steps.errors import DataValidationError
+
+if TYPE_CHECKING:
+    from pipeline_steps.storage import Storage
 
 PARQUET_MAGIC = b"PAR1"
 _OTHER_DELIMITERS = (";", "\t", "|", ",")
@@ -120,6 +123,12 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def from_parquet(data: bytes) -> pd.DataFrame:
-    """Read Parquet bytes written by :func:`to_parquet`."""
-    return pd.read_parquet(io.BytesIO(data))
+def read_frame(store: Storage, uri: str) -> pd.DataFrame:
+    """Read a Parquet table written by :func:`to_parquet`, at a path or in S3.
+
+    From a file, not from its bytes, and Arrow's buffers are released column by column
+    as pandas takes them over: the bytes, Arrow's table and the frame held at once made
+    train's peak memory more than 3x its table at 1M rows.
+    """
+    with store.local_file(uri) as path:
+        return pd.read_parquet(path, to_pandas_kwargs={"self_destruct": True, "split_blocks": True})

@@ -235,7 +235,7 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     tracking.get_run(client, run_id)  # fail before the work if the run is not there
 
     model: LabelledModel = pickle.loads(store.read_bytes(trained["model_uri"]))
-    test = data.from_parquet(store.read_bytes(manifest["test_uri"]))
+    test = data.read_frame(store, manifest["test_uri"])
     measured, files = score(model, test, f"{manifest['dataset']} {manifest['data_version'][:8]}")
     metric = settings.quality_metric
     champion, compared, comparison = face_off(client, settings.model_name, model, measured, test, metric)

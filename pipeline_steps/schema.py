@@ -125,9 +125,10 @@ class TableSchema:
             raise DataValidationError(
                 f"the frame lacks column(s) the model was trained on: {some(missing)}"
             )
-        return pd.DataFrame(
-            {f.name: _coerce(frame[f.name], f) for f in self.features}, index=frame.index
-        )
+        # Joined, not built from a dict: that consolidates the float columns into one new
+        # block, a copy of most of the table; concat keeps a float64 column shared with
+        # ``frame`` (copy-on-write keeps both safe).
+        return pd.concat([_coerce(frame[f.name], f).rename(f.name) for f in self.features], axis=1)
 
 
 def _coerce(column: pd.Series, feature: Feature) -> pd.Series:
@@ -143,6 +144,8 @@ def _coerce(column: pd.Series, feature: Feature) -> pd.Series:
         return text.where(seen).astype(pd.CategoricalDtype(categories=list(feature.levels)))
     if feature.kind == BOOLEAN:
         return column.map(lambda v: float(v) if v in _BOOLEAN_VALUES else float("nan")).astype("float64")
+    if column.dtype == "float64":
+        return column  # to_numeric would copy it
     try:
         return pd.to_numeric(column).astype("float64")
     except (ValueError, TypeError):

@@ -85,7 +85,7 @@ def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str
     manifest = store.read_manifest(prepared_uri, "prepare")
     tuned = tuned_params(settings, store, tuned_uri)
     tracking.connect(settings)  # fail before the work if MLflow is not there
-    frame = data.from_parquet(store.read_bytes(manifest["train_uri"]))
+    frame = data.read_frame(store, manifest["train_uri"])
     schema = TableSchema.from_dict(manifest["schema"])
     for note in schema.notes:
         log.warning("%s", note)

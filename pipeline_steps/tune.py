@@ -99,7 +99,7 @@ def tune(settings: Settings, store: Storage, prepared_uri: str, output_uri: str)
 
     manifest = store.read_manifest(prepared_uri, "prepare")
     tracking.connect(settings)
-    frame = data.from_parquet(store.read_bytes(manifest["train_uri"]))
+    frame = data.read_frame(store, manifest["train_uri"])
     schema = TableSchema.from_dict(manifest["schema"])
     mlflow.set_experiment(settings.mlflow_experiment)
     started = time.monotonic()

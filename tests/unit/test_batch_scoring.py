@@ -53,7 +53,7 @@ def test_a_published_table_is_scored_in_the_users_labels_with_the_production_mod
     assert store.exists("s3://dvc-data/published/penguins_to_score.json")
 
     result = predict.predict(settings, store, f"{run_prefix}/predict")
-    scored = data.from_parquet(store.read_bytes(result["predictions_uri"]))
+    scored = data.read_frame(store, result["predictions_uri"])
     assert len(scored) == len(to_score) == result["rows"]
     assert set(scored["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"}
     probabilities = scored[["probability.Adelie", "probability.Chinstrap", "probability.Gentoo"]]

@@ -129,3 +129,18 @@ def test_an_unexpected_exception_keeps_its_traceback_and_pythons_retryable_exit_
         cli.run_cli(cli.make_parser("broken", "a step with a bug"), broken, [])
     done = subprocess.run([sys.executable, "-c", "1 / 0"], capture_output=True, check=False)
     assert done.returncode == cli.EXIT_RETRYABLE
+
+
+@pytest.mark.parametrize(("outside", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_a_step_frees_arrow_memory_through_the_system_allocator_unless_told_otherwise(
+    outside: str | None, expected: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != cli.ARROW_POOL_VARIABLE}
+    env["PYTHONPATH"] = str(Path(cli.__file__).parents[1])
+    if outside:
+        env[cli.ARROW_POOL_VARIABLE] = outside
+    # pandas has imported pyarrow, and so fixed its pool, before any step code runs.
+    code = ("import pandas, pyarrow\nfrom pipeline_steps import cli\ncli.return_freed_memory()\n"
+            "print(pyarrow.default_memory_pool().backend_name)")
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == expected

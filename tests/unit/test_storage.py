@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline_steps import data, storage
@@ -54,3 +55,13 @@ def test_a_table_longer_than_one_chunk_is_read_whole(tmp_path: Path) -> None:
     frame = data.load_table(path, "long.csv")
     assert len(frame) == rows and frame["n"].tolist() == list(range(rows))
     assert list(frame.index) == list(range(rows))
+
+
+@pytest.mark.parametrize("where", ["s3", "local"])
+def test_a_parquet_split_reads_back_as_it_was_written(where: str, tmp_path: Path, store: Storage,
+                                                      run_prefix: str) -> None:
+    frame = pd.DataFrame({"amount": [1.5, None, 3.0], "plan": ["gold", None, "basic"],
+                          "label": ["yes", "no", "yes"]})
+    uri = storage.join(run_prefix, "train.parquet") if where == "s3" else str(tmp_path / "train.parquet")
+    store.write_bytes(uri, data.to_parquet(frame))
+    pd.testing.assert_frame_equal(data.read_frame(store, uri), frame)

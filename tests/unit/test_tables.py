@@ -147,6 +147,12 @@ def test_the_model_answers_in_labels_and_scores_an_unseen_level_as_missing() -> 
     assert fitted.schema.model_input(raw)["plan"].isna().tolist() == [False, False, True, True]
 
 
+def test_the_model_input_shares_float_columns_with_the_table_rather_than_copying_them() -> None:
+    frame = clean(table(), "label", "t.csv", positive_class="yes").frame
+    schema = clean(table(), "label", "t.csv", positive_class="yes").schema
+    assert np.shares_memory(schema.model_input(frame)["amount"].to_numpy(), frame["amount"].to_numpy())
+
+
 def test_a_frame_without_a_trained_column_is_named() -> None:
     schema = clean(table(), "label", "t.csv", positive_class="yes").schema
     with pytest.raises(DataValidationError, match="lacks column.* the model was trained on: amount"):
