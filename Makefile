@@ -6,6 +6,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 RUN_E2E = $(UV) run pytest -v -s tests/stack $(PYTEST_ARGS)
+RUN_SCALE_OUT = $(UV) run pytest -v -s tests/scale_out $(PYTEST_ARGS)
 PHASE = infra/scripts/phase.sh
 include images/images.mk
 include .github/ci.mk
@@ -22,7 +23,7 @@ install: ## Create .venv with the package, every step's dependencies and the dev
 # Test names are the specification and pytest fixtures shadow by design: both checks are off in tests.
 lint: install install-airflow ## pylint on the package, the DAGs and the tests
 	$(UV) run pylint pipeline_steps
-	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack
+	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack tests/scale_out
 	$(UV) run pylint infra/scripts/airflow_client.py bench/stack.py bench/runs.py bench/dag.py bench/on_stack.py bench/scale.py \
 	  images/bench/report.py images/layers.py
 	cd orchestration && $(UV) run pylint dags ct_scheduler.py
@@ -43,13 +44,18 @@ test-unit: install ## Unit tests of the steps against real local S3 (SeaweedFS) 
 	$(UV) run pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: test
-test: ## Everything CI checks: lint, images, DAG tests, unit and image tests, end to end (each phase timed)
+test: ## Everything CI checks: lint, images, DAG tests, unit and image tests, end to end, scale-out (each phase timed)
 	@$(PHASE) lint $(MAKE) lint
 	@$(PHASE) ci-lint $(MAKE) ci-lint
 	@$(PHASE) build-images $(MAKE) build-images
 	@$(PHASE) test-dags $(MAKE) test-dags
 	@$(PHASE) unit-and-image-tests $(UV) run pytest --durations=15 $(PYTEST_ARGS)
 	@$(PHASE) e2e $(RUN_E2E)
+	@$(PHASE) scale-out $(RUN_SCALE_OUT)
+
+.PHONY: test-scale-out
+test-scale-out: install build-images ## The Celery profile on a stack of its own: two workers, two runs at once, a worker lost mid-run; then removed
+	$(RUN_SCALE_OUT)
 
 .PHONY: e2e
 e2e: install build-images ## A stack of its own from nothing: health, REST API, real DAG runs, restart; then removed
@@ -68,7 +74,7 @@ up: ## Start the whole stack (Postgres, S3, MLflow, Airflow), publish the first 
 
 .PHONY: down
 down: ## Stop the stack; volumes (runs, models, data) are kept
-	@$(STACK) down --remove-orphans
+	@source infra/scripts/stack.sh && remove_step_containers && compose down --remove-orphans
 
 .PHONY: ps
 ps: ## Show the stack's services and their health
@@ -81,8 +87,8 @@ logs: ## Follow the logs of every service (SERVICE=name for one)
 .PHONY: clean
 clean: ## Stop the stack and delete its volumes: only with CONFIRM=yes
 	@if [ "$(CONFIRM)" != yes ]; then echo "error: make clean deletes every run, model and dataset of the stack; run: make clean CONFIRM=yes" >&2; exit 2; fi
-	@$(STACK) down --volumes --remove-orphans
-	rm -f infra/.s3-backend-*
+	@source infra/scripts/stack.sh && remove_step_containers && compose down --volumes --remove-orphans
+	rm -f infra/.s3-backend-$${COMPOSE_PROJECT_NAME:-ct} infra/.executor-$${COMPOSE_PROJECT_NAME:-ct}
 
 .PHONY: run
 run: ## Trigger ml_training_pipeline, follow it, end with one line saying what happened (CONF='{"force": true}')

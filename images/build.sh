@@ -31,10 +31,10 @@ steps=() services=() builders=()
 for image in "${wanted[@]}"; do
   if [ -n "${STEPS[$image]:-}" ]; then
     steps+=("$image")
-  elif [[ " ${SERVICE_ORDER[*]} " == *" $image "* ]]; then
+  elif [[ " ${SERVICE_ORDER[*]} ${OPTIONAL_SERVICES[*]} " == *" $image "* ]]; then
     services+=("$image")
   else
-    say "error: no image '$image'; the images are: ${STEP_ORDER[*]} ${SERVICE_ORDER[*]}"
+    say "error: no image '$image'; the images are: ${STEP_ORDER[*]} ${SERVICE_ORDER[*]} ${OPTIONAL_SERVICES[*]}"
     exit 2
   fi
 done

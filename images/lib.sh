@@ -18,8 +18,11 @@ STEP_ORDER=(check-data prepare check-drift tune train evaluate register promote 
 # they cannot share one environment with the others, so the naive benchmark image leaves them out.
 APART=(check-drift)
 SERVICE_ORDER=(airflow mlflow seaweedfs postgres docker-proxy)
+# Built only when asked for (`images/build.sh redis`), as make up EXECUTOR=celery does where
+# the official image cannot be pulled: the default stack does not use them.
+OPTIONAL_SERVICES=(redis)
 # Services built from Debian packages alone: they need no builder stage.
-DEBIAN_ONLY=(postgres docker-proxy)
+DEBIAN_ONLY=(postgres docker-proxy redis)
 
 say() { echo "images: $*" >&2; }
 

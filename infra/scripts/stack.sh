@@ -7,6 +7,7 @@ STACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_DIR="$(dirname "$STACK_DIR")"
 ENV_FILE="${ENV_FILE:-$REPO_DIR/.env}"
 BACKEND_FILE="$STACK_DIR/.s3-backend-${COMPOSE_PROJECT_NAME:-ct}"   # the S3 service `make up` chose
+EXECUTOR_FILE="$STACK_DIR/.executor-${COMPOSE_PROJECT_NAME:-ct}"    # the executor `make up` chose
 PROJECT="${COMPOSE_PROJECT_NAME:-ct}"
 # shellcheck source=../../images/lib.sh
 source "$REPO_DIR/images/lib.sh"
@@ -46,11 +47,28 @@ s3_backend() {
   fi
 }
 
+# local (LocalExecutor, the default) or celery (the celery profile): EXECUTOR, else what
+# make up chose last, so that make down and make ps see the same services.
+executor() {
+  if [ -n "${EXECUTOR:-}" ]; then echo "$EXECUTOR"
+  elif [ -f "$EXECUTOR_FILE" ]; then cat "$EXECUTOR_FILE"
+  else echo local
+  fi
+}
+
 export_runtime_variables() {
   CT_IMAGE_TAG="${CT_IMAGE_TAG:-$(git_tag)}"
   DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
   CT_SECRETS_DIR="$ENV_FILE.secrets"  # one file per secret, written by make-env.sh
   export CT_IMAGE_TAG DOCKER_GID CT_SECRETS_DIR
+  local others  # the caller's own COMPOSE_PROFILES, without ours
+  others="$(echo ",${COMPOSE_PROFILES:-}," | sed 's/,celery,/,/g; s/^,//; s/,$//')"
+  case "$(executor)" in
+    local) CT_AIRFLOW_EXECUTOR=LocalExecutor COMPOSE_PROFILES="$others" ;;
+    celery) CT_AIRFLOW_EXECUTOR=CeleryExecutor COMPOSE_PROFILES="celery${others:+,$others}" ;;
+    *) die "EXECUTOR=$(executor): use local (the default) or celery" ;;
+  esac
+  export CT_AIRFLOW_EXECUTOR COMPOSE_PROFILES
 }
 
 # compose ARGS...: run compose on the stack with the chosen S3 service.
@@ -62,4 +80,12 @@ compose() {
   [ -f "$STACK_DIR/compose.$backend.yml" ] || die "S3_BACKEND=$backend: no infra/compose.$backend.yml (use minio or seaweedfs)"
   "${COMPOSE[@]}" --project-name "$PROJECT" --project-directory "$STACK_DIR" --env-file "$ENV_FILE" \
     -f "$STACK_DIR/docker-compose.yml" -f "$STACK_DIR/compose.$backend.yml" "$@"
+}
+
+# Step containers still on the stack's network: the task that started one may have died
+# with its worker (Airflow removes them otherwise). The network cannot go while they are on it.
+remove_step_containers() {
+  local left
+  left="$(docker ps -aq --filter label=ct.step --filter "network=${CT_DOCKER_NETWORK:-mlops}" 2>/dev/null || true)"
+  [ -z "$left" ] || echo "$left" | xargs docker rm -f >/dev/null
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make up: start the whole stack and wait until every service is healthy, the
 # buckets exist and the first dataset is published; then print where things are.
+# EXECUTOR=celery WORKERS=N: CeleryExecutor, with Redis, N workers and Flower.
 set -euo pipefail
 # shellcheck source=stack.sh
 source "$(dirname "$0")/stack.sh"
@@ -29,6 +30,26 @@ if [ "$backend" = minio ]; then
   fi
 fi
 echo "$backend" >"$BACKEND_FILE"
+# The executor: LocalExecutor unless this make up asks for celery (make down, ps and logs
+# then follow what was chosen here). Leaving celery stops its broker, workers and Flower.
+executor="${EXECUTOR:-local}"
+WORKERS="${WORKERS:-2}"
+case "$WORKERS" in '' | *[!0-9]* | 0) die "WORKERS=$WORKERS: give a number of Celery workers, 1 or more" ;; esac
+if [ "$(cat "$EXECUTOR_FILE" 2>/dev/null || echo local)" = celery ] && [ "$executor" != celery ]; then
+  EXECUTOR=celery compose rm --force --stop -v redis airflow-worker airflow-flower >&2 || true
+fi
+echo "$executor" >"$EXECUTOR_FILE"
+EXECUTOR="$executor"
+export_runtime_variables  # again: the executor decides the compose profile
+if [ "$executor" = celery ]; then
+  REDIS_IMAGE="${REDIS_IMAGE:-redis:7-bookworm}"
+  if ! image_available "$REDIS_IMAGE"; then
+    echo "stack: cannot pull $REDIS_IMAGE; using ${CT_IMAGE_PREFIX:-ct-}redis (Debian's redis-server)" >&2
+    REDIS_IMAGE="${CT_IMAGE_PREFIX:-ct-}redis:$CT_IMAGE_TAG"
+    docker image inspect "$REDIS_IMAGE" >/dev/null 2>&1 || "$REPO_DIR/images/build.sh" redis >&2
+  fi
+  export REDIS_IMAGE
+fi
 
 # Our own images at this commit; built if missing.
 missing=0
@@ -50,7 +71,9 @@ if [ -z "$running" ]; then
   done
 fi
 
-if ! compose up -d --remove-orphans; then
+scale=()
+[ "$executor" = celery ] && scale=(--scale "airflow-worker=$WORKERS")
+if ! compose up -d --remove-orphans "${scale[@]}"; then
   for job in airflow-init s3-init mlflow; do compose logs --tail=15 "$job" >&2 || true; done
   die "the stack did not start; the last lines of its setup jobs are above (all logs: make logs)"
 fi
@@ -58,13 +81,17 @@ fi
 # Wait: long-running services healthy, one-shot jobs exited 0.
 deadline=$((SECONDS + WAIT_SECONDS))
 services=(postgres s3 docker-proxy mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer)
+[ "$executor" = celery ] && services+=(redis airflow-worker airflow-flower)
 jobs=(s3-init airflow-init)
 while :; do
   pending=()
   for service in "${services[@]}"; do
-    id="$(compose ps -q "$service" 2>/dev/null || true)"
-    status="$( [ -n "$id" ] && docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)"
-    [ "$status" = healthy ] || pending+=("$service:$status")
+    ids="$(compose ps -q "$service" 2>/dev/null || true)"
+    [ -n "$ids" ] || { pending+=("$service:missing"); continue; }
+    for id in $ids; do  # a scaled service (airflow-worker) has one container per worker
+      status="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)"
+      [ "$status" = healthy ] || pending+=("$service:$status")
+    done
   done
   for job in "${jobs[@]}"; do
     id="$(compose ps -q "$job" 2>/dev/null || true)"
@@ -90,3 +117,8 @@ stack: healthy (S3: $backend, images: $CT_IMAGE_TAG)
   S3 API       http://localhost:${S3_PORT:-9000}   keys S3_ACCESS_KEY / S3_SECRET_KEY in .env
   Trigger a training run: make run
 MSG
+if [ "$executor" = celery ]; then
+  cat <<MSG
+  Executor     CeleryExecutor, $WORKERS worker(s); Flower http://localhost:${FLOWER_PORT:-5555}   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
+MSG
+fi

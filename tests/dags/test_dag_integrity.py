@@ -15,7 +15,7 @@ from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import AssetOrTimeSchedule, BaseSensorOperator
 
-from ct_tasks import deployment, promotion
+from ct_tasks import dag_defaults, deployment, promotion
 from ct_tasks.steps import NewDataSensor, StepOperator
 from pipeline_steps import cli
 
@@ -204,3 +204,17 @@ def test_drift_informs_unless_the_run_sets_a_maximum(dag) -> None:
     command = dag.get_task("check_drift").command
     assert "--max-share '{{ '' if params.max_drift_share is none else params.max_drift_share }}'" in command
     assert "--drift s3://pipeline-runs/runs/" in dag.get_task("evaluate_model").command
+
+
+def test_every_task_goes_to_the_default_queue_unless_a_heavy_queue_is_set(dag, monkeypatch) -> None:
+    assert {task.queue for task in dag.tasks} == {"default"}
+    monkeypatch.setattr(deployment, "HEAVY_QUEUE", "heavy")
+    queues = {step: StepOperator(task_id=step, step=step, command="x").queue
+              for step in ("check-data", "prepare", "tune", "train", "evaluate", "register", "predict")}
+    assert queues == {"check-data": "default", "prepare": "default", "tune": "heavy", "train": "heavy",
+                      "evaluate": "heavy", "register": "default", "predict": "heavy"}
+
+
+def test_runs_at_once_are_a_setting_for_a_scale_out_stack(monkeypatch) -> None:
+    monkeypatch.setattr(deployment, "MAX_ACTIVE_RUNS", 3)
+    assert dag_defaults.dag_arguments()["max_active_runs"] == 3

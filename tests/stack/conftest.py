@@ -40,15 +40,17 @@ STACK_ENV = {
 }
 
 
-def stack_command(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a stack script or make target with the test's environment; print how long it took."""
+def stack_command(*args: str, check: bool = True, stack_env: dict[str, str] | None = None
+                  ) -> subprocess.CompletedProcess:
+    """Run a stack script or make target with the test's environment (or ``stack_env``: another
+    stack's); print how long it took."""
     started = time.monotonic()
     # A make target is run as a user runs it, not as a sub-make of `make e2e` (which prints
     # "Entering directory" lines around its output).
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     done = subprocess.run(
-        list(args), cwd=REPO, env={**env, **STACK_ENV}, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, check=False, timeout=1800,
+        list(args), cwd=REPO, env={**env, **(stack_env or STACK_ENV)}, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, check=False, timeout=1800,
     )
     print(f"phase {' '.join(args)}: {time.monotonic() - started:.0f}s")
     if check and done.returncode != 0:
@@ -58,10 +60,11 @@ def stack_command(*args: str, check: bool = True) -> subprocess.CompletedProcess
     return done
 
 
-def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """docker compose on the stack, as the Makefile runs it."""
+def compose(*args: str, check: bool = True, stack_env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
+    """docker compose on the stack (or ``stack_env``'s), as the Makefile runs it."""
     return stack_command("bash", "-c", 'source infra/scripts/stack.sh && compose "$@"', "compose", *args,
-                         check=check)
+                         check=check, stack_env=stack_env)
 
 
 class NotificationReceiver:

@@ -1,11 +1,11 @@
-"""What every DAG of the stack shares: no backfill, one run at a time, notified failures."""
+"""What every DAG of the stack shares: no backfill, one run at a time (CT_MAX_ACTIVE_RUNS), notified failures."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from ct_tasks import notify
+from ct_tasks import deployment, notify
 
 
 def dag_arguments() -> dict[str, Any]:
@@ -13,7 +13,7 @@ def dag_arguments() -> dict[str, Any]:
     return {
         "start_date": datetime(2026, 1, 1),
         "catchup": False,
-        "max_active_runs": 1,
+        "max_active_runs": deployment.MAX_ACTIVE_RUNS,
         "tags": ["ct", "xgboost"],
         "default_args": {"on_failure_callback": notify.on_task_failure()},
     }

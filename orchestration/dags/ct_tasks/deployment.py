@@ -40,6 +40,12 @@ STEP_RETRY_DELAY_SECONDS = int(os.environ.get("CT_STEP_RETRY_DELAY_SECONDS", "20
 # Waiting for data happens only when asked (a Param, or scheduled runs with this set).
 SCHEDULED_WAIT_MINUTES = int(os.environ.get("CT_SCHEDULED_WAIT_MINUTES", "0"))
 WAIT_POKE_SECONDS = int(os.environ.get("CT_WAIT_POKE_SECONDS", "60"))
+# Runs of one DAG at a time: one, so that a run's gate compares with what the run before registered.
+MAX_ACTIVE_RUNS = int(os.environ.get("CT_MAX_ACTIVE_RUNS", "1"))
+# With Celery, the steps that need the most memory go to this queue, served by the workers
+# that declare it (CT_WORKER_QUEUES); unset, every task goes to the default queue.
+HEAVY_QUEUE = os.environ.get("CT_HEAVY_QUEUE", "").strip()
+HEAVY_STEPS = ("tune", "train", "evaluate", "predict")
 RUNS_BUCKET = os.environ.get("S3_RUNS_BUCKET", "pipeline-runs")
 DATA_BUCKET = os.environ.get("S3_DATA_BUCKET", "dvc-data")
 

@@ -124,6 +124,16 @@ def step_defaults() -> dict[str, Any]:
     }
 
 
+def queue_of(step: str) -> dict[str, str]:
+    """The Celery queue of a step's task: CT_HEAVY_QUEUE for the memory-hungry steps, when set.
+
+    Only CeleryExecutor reads it; without the setting, every task has Airflow's default queue.
+    """
+    if deployment.HEAVY_QUEUE and step in deployment.HEAVY_STEPS:
+        return {"queue": deployment.HEAVY_QUEUE}
+    return {}
+
+
 class StepOperator(DockerOperator):
     """A pipeline step in its own container, on the stack's network; its XCom is the step's result.
 
@@ -151,6 +161,7 @@ class StepOperator(DockerOperator):
             # tune, train and evaluate use them.
             "environment": {**deployment.step_environment(), "XGB_PARAMS": XGB_PARAMS_TEMPLATE,
                             **RUN_SETTINGS_TEMPLATES},
+            **queue_of(step),
             **kwargs,
         }
         super().__init__(

@@ -1,0 +1,111 @@
+"""A Celery stack of its own (`make up EXECUTOR=celery WORKERS=2`), beside any other, removed by `make down`.
+
+Its settings are the ones a scale-out deployment would change: two runs at once, and
+a worker that goes silent is given up on after a minute instead of five, so that the
+test of a lost worker does not wait for Airflow's default. Promotions need no person.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.host_scripts import airflow_client
+from tests.stack.conftest import REPO, compose, stack_command
+
+ENV_FILE = REPO / ".env.scale-out"
+SCALE_OUT_ENV = {
+    "COMPOSE_PROJECT_NAME": "ct-scale-out", "ENV_FILE": str(ENV_FILE), "CT_DOCKER_NETWORK": "ct-scale-out",
+    "AIRFLOW_PORT": "28080", "MLFLOW_PORT": "25000", "S3_PORT": "29000", "S3_CONSOLE_PORT": "29001",
+    "FLOWER_PORT": "25555", "WAIT_SECONDS": "900", "EXECUTOR": "celery", "WORKERS": "2",
+    "CT_MAX_ACTIVE_RUNS": "2", "CT_TASK_HEARTBEAT_TIMEOUT_SECONDS": "60", "CT_STEP_RETRY_DELAY_SECONDS": "5",
+    # The stack's first scheduled run is promoted without a person, so that no run waits for one.
+    "CT_AUTO_APPROVE": "true",
+}
+
+
+@dataclass
+class CeleryStack:
+    """Where the Celery stack answers, its secrets, and the runs the tests started."""
+
+    env: dict[str, str]
+    up_output: str
+    runs: list[str] = field(default_factory=list)
+    airflow_url: str = f"http://localhost:{SCALE_OUT_ENV['AIRFLOW_PORT']}"
+    flower_url: str = f"http://localhost:{SCALE_OUT_ENV['FLOWER_PORT']}"
+
+    def airflow(self) -> airflow_client.AirflowClient:
+        """A logged-in Airflow REST client."""
+        return airflow_client.AirflowClient(self.airflow_url, "admin", self.env["AIRFLOW_ADMIN_PASSWORD"])
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """docker compose on this stack, as the Makefile runs it."""
+        return compose(*args, check=check, stack_env=SCALE_OUT_ENV)
+
+    def workers(self) -> dict[str, str]:
+        """Each running worker container's hostname (what Airflow records per task) -> its id."""
+        ids = self.compose("ps", "-q", "airflow-worker").stdout.split()
+        found = {}
+        for container in ids:
+            inspected = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}} {{.Config.Hostname}}",
+                                        container], capture_output=True, text=True, check=True).stdout.split()
+            if inspected[0] == "true":
+                found[inspected[1]] = container
+        return found
+
+    def evidence(self) -> str:
+        """For each run of the current test: its task states with their hosts, failed tries' logs."""
+        client, sections = self.airflow(), []
+        for run_id in self.runs:
+            tasks = [(t["task_id"], t["state"], t.get("hostname"), t.get("try_number"))
+                     for t in client.task_instances(run_id)]
+            sections.append(f"##### run {run_id}: {client.run(run_id)['state']} {tasks}")
+            sections.append(client.failure_evidence(run_id) or "(no failed try)")
+        workers = self.compose("logs", "--no-color", "--tail=200", "airflow-worker", "airflow-scheduler",
+                               check=False)
+        sections.append("##### the workers' and the scheduler's last lines")
+        sections.append(workers.stdout + workers.stderr)
+        return "\n".join(sections)
+
+
+def make(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A make target or stack script run for this stack, as a user runs it."""
+    return stack_command(*args, check=check, stack_env=SCALE_OUT_ENV)
+
+
+@pytest.fixture(scope="package")
+def celery_stack() -> Iterator[CeleryStack]:
+    """`make up EXECUTOR=celery WORKERS=2` from nothing; `make down` and its volumes at the end."""
+    make("make", "clean", "CONFIRM=yes", check=False)
+    ENV_FILE.unlink(missing_ok=True)
+    try:
+        up = make("make", "up")
+        yield CeleryStack(env=airflow_client.read_env_file(ENV_FILE), up_output=up.stdout + up.stderr)
+    finally:
+        logs = compose("logs", "--no-color", "--tail=300", check=False, stack_env=SCALE_OUT_ENV)
+        (REPO / "scale-out-logs.txt").write_text(logs.stdout + logs.stderr, encoding="utf-8")
+        make("make", "clean", "CONFIRM=yes", check=False)
+
+
+@pytest.fixture(autouse=True)
+def _runs_of_this_test(request: pytest.FixtureRequest) -> None:
+    """Each test starts with no runs on record; its own are what a failure report shows."""
+    if "celery_stack" in request.fixturenames:
+        request.getfixturevalue("celery_stack").runs.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """A failed test's report carries its runs' task hosts and the whole logs of failed tries."""
+    outcome = yield
+    report = outcome.get_result()
+    under_test = item.funcargs.get("celery_stack") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and under_test and under_test.runs:
+        try:
+            report.sections.append(("evidence: the runs of this test", under_test.evidence()))
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # the report must not be lost
+            report.sections.append(("evidence", f"could not collect it: {exc!r} (call: {call.when})"))
