@@ -1,4 +1,4 @@
-"""What every DAG of the stack shares: no backfill, one run at a time (CT_MAX_ACTIVE_RUNS), notified failures."""
+"""What every DAG of the stack shares: no backfill, one run at a time (a setting), notified failures."""
 
 from __future__ import annotations
 
