@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.host_scripts import airflow_client
-from tests.stack.conftest import REPO, compose, stack_command
+from tests.stack.conftest import REPO, attach_evidence, compose, stack_command
 
 ENV_FILE = REPO / ".env.scale-out"
 SCALE_OUT_ENV = {
@@ -102,10 +102,4 @@ def _runs_of_this_test(request: pytest.FixtureRequest) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     """A failed test's report carries its runs' task hosts and the whole logs of failed tries."""
     outcome = yield
-    report = outcome.get_result()
-    under_test = item.funcargs.get("celery_stack") if hasattr(item, "funcargs") else None
-    if report.when == "call" and report.failed and under_test and under_test.runs:
-        try:
-            report.sections.append(("evidence: the runs of this test", under_test.evidence()))
-        except Exception as exc:  # pylint: disable=broad-exception-caught  # the report must not be lost
-            report.sections.append(("evidence", f"could not collect it: {exc!r} (call: {call.when})"))
+    attach_evidence(item, call, outcome.get_result(), "celery_stack")

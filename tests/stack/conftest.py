@@ -202,14 +202,19 @@ def _runs_of_this_test(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("stack").runs.clear()
 
 
+def attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport,
+                    fixture: str) -> None:
+    """Add the evidence of the stack in ``fixture`` (its ``evidence()``) to a failed test's report."""
+    under_test = item.funcargs.get(fixture) if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and under_test and under_test.runs:
+        try:
+            report.sections.append(("evidence: the runs of this test", under_test.evidence()))
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # the report must not be lost
+            report.sections.append(("evidence", f"could not collect it: {exc!r} (call: {call.when})"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A failed stack test's report carries the whole logs of its runs' failed tries."""
     outcome = yield
-    report = outcome.get_result()
-    stack_under_test = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
-    if report.when == "call" and report.failed and stack_under_test and stack_under_test.runs:
-        try:
-            report.sections.append(("evidence: the runs of this test", stack_under_test.evidence()))
-        except Exception as exc:  # pylint: disable=broad-exception-caught  # the report must not be lost
-            report.sections.append(("evidence", f"could not collect it: {exc!r} (call: {call.when})"))
+    attach_evidence(item, call, outcome.get_result(), "stack")
