@@ -126,9 +126,8 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
 def read_frame(store: Storage, uri: str) -> pd.DataFrame:
     """Read a Parquet table written by :func:`to_parquet`, at a path or in S3.
 
-    From a file, not from its bytes, and Arrow's buffers are released column by column
-    as pandas takes them over: the bytes, Arrow's table and the frame held at once made
-    train's peak memory more than 3x its table at 1M rows.
+    From a file, not from its bytes: the bytes, Arrow's table and the frame held at once
+    made train's peak memory more than 3x its table at 1M rows.
     """
     with store.local_file(uri) as path:
-        return pd.read_parquet(path, to_pandas_kwargs={"self_destruct": True, "split_blocks": True})
+        return pd.read_parquet(path)

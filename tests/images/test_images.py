@@ -57,6 +57,25 @@ def test_check_drift_measures_drift_with_evidently(docker: Docker) -> None:
     assert done.stdout.strip() == "1 of 3 columns drifted (33%): a True", done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("name", ["check-drift", "tune", "train", "evaluate"])
+def test_the_steps_that_read_splits_read_them_back_as_written_with_their_own_pandas(
+    docker: Docker, name: str
+) -> None:
+    """prepare's Parquet splits read back alike in every image that reads them (check-drift has pandas<3)."""
+    script = (
+        "import tempfile, pandas as pd\n"
+        "from pipeline_steps import data, settings, storage\n"
+        "frame = pd.DataFrame({'amount': [1.5, None], 'plan': ['gold', None], 'label': ['yes', 'no']})\n"
+        "path = tempfile.mktemp(suffix='.parquet')\n"
+        "store = storage.Storage(settings.load_settings().s3)\n"
+        "store.write_bytes(path, data.to_parquet(frame))\n"
+        "pd.testing.assert_frame_equal(data.read_frame(store, path), frame)\n"
+        "print('same')\n"
+    )
+    done = docker("run", "--rm", "--entrypoint", "python", ref(name), "-c", script, check=False)
+    assert done.stdout.strip() == "same", done.stdout + done.stderr
+
+
 def test_train_imports_xgboost(docker: Docker) -> None:
     """The train venv holds the model library (the CPU wheel) and what the step imports with it."""
     done = docker(
