@@ -677,7 +677,7 @@ def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
 def test_no_image_carries_a_secret(stack: Stack) -> None:
     assert stack.env  # the stack is up: make up wrote the secret files
     secrets = secret_files()
-    assert len(secrets) == 18
+    assert len(secrets) == 19
     listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
                "--filter", "reference=ct-*:latest"]
     names = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
@@ -700,7 +700,7 @@ def secret_files() -> dict[str, str]:
 def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
     """Secrets reach the services as files under /run/secrets, never as configuration."""
     secrets = secret_files()
-    assert len(secrets) == 18 and all(len(value) >= 12 for value in secrets.values())
+    assert len(secrets) == 19 and all(len(value) >= 12 for value in secrets.values())
     assert secrets["MLFLOW_ADMIN_PASSWORD"] == stack.env["MLFLOW_ADMIN_PASSWORD"]
     project = STACK_ENV["COMPOSE_PROJECT_NAME"]
     listing = ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}"]
