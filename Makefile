@@ -54,7 +54,7 @@ test: ## Everything CI checks: lint, images, DAG tests, unit and image tests, en
 	@$(PHASE) scale-out $(RUN_SCALE_OUT)
 
 .PHONY: test-scale-out
-test-scale-out: install build-images ## The Celery profile on a stack of its own: two workers, two runs at once, a worker lost mid-run; then removed
+test-scale-out: install build-images ## The Celery profile on stacks of their own: two workers, two runs at once, a worker lost mid-run; a worker on "another host"
 	$(RUN_SCALE_OUT)
 
 .PHONY: e2e
@@ -89,6 +89,14 @@ clean: ## Stop the stack and delete its volumes: only with CONFIRM=yes
 	@if [ "$(CONFIRM)" != yes ]; then echo "error: make clean deletes every run, model and dataset of the stack; run: make clean CONFIRM=yes" >&2; exit 2; fi
 	@source infra/scripts/stack.sh && remove_step_containers && compose down --volumes --remove-orphans
 	rm -f infra/.s3-backend-$${COMPOSE_PROJECT_NAME:-ct} infra/.executor-$${COMPOSE_PROJECT_NAME:-ct}
+
+.PHONY: worker
+worker: ## Celery workers on this host for a stack on another (MAIN_HOST=address, WORKERS=N, QUEUES=...): README, Workers on other hosts
+	infra/scripts/worker.sh
+
+.PHONY: worker-down
+worker-down: ## Stop and remove the workers make worker started on this host
+	ACTION=down infra/scripts/worker.sh
 
 .PHONY: run
 run: ## Trigger ml_training_pipeline, follow it, end with one line saying what happened (CONF='{"force": true}')

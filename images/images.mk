@@ -20,3 +20,7 @@ bench-images: docker-ready build-images ## Naive single-stage image vs step imag
 .PHONY: test-images
 test-images: build-images ## Build the images, then test them with real containers
 	$(UV) run pytest tests/images $(PYTEST_ARGS)
+
+.PHONY: save-images
+save-images: build-images ## One archive of the images a worker on another host runs (dist/ct-images-<commit>.tar), for docker load there
+	images/save.sh

@@ -71,7 +71,22 @@ export_runtime_variables() {
   export CT_AIRFLOW_EXECUTOR COMPOSE_PROFILES
 }
 
-# compose ARGS...: run compose on the stack with the chosen S3 service.
+# WORKER_ADDRESS: an address of this host that workers on other hosts reach. Not a loopback
+# or wildcard one: the ports are published on 127.0.0.1 already, and 0.0.0.0 would clash.
+require_worker_address() {
+  case "$1" in
+    0.0.0.0 | :: | 127.* | ::1 | localhost)
+      die "WORKER_ADDRESS=$1: give this host's address on the network its workers are on, not a loopback or wildcard one" ;;
+  esac
+  python3 -c "import socket, sys; socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET).bind((sys.argv[1], 0))" \
+    "$1" 2>/dev/null || die "WORKER_ADDRESS=$1 is not an address of this host (see: ip -brief address)"
+}
+
+# Compose files over the stack's own (infra/compose.<name>.yml): remote-workers when make up
+# publishes the stack for workers on other hosts, worker on such a host (make worker).
+EXTRA_COMPOSE_FILES=()
+
+# compose ARGS...: run compose on the stack with the chosen S3 service (and EXTRA_COMPOSE_FILES).
 compose() {
   compose_command
   export_runtime_variables
@@ -79,7 +94,8 @@ compose() {
   backend="$(s3_backend)"
   [ -f "$STACK_DIR/compose.$backend.yml" ] || die "S3_BACKEND=$backend: no infra/compose.$backend.yml (use minio or seaweedfs)"
   "${COMPOSE[@]}" --project-name "$PROJECT" --project-directory "$STACK_DIR" --env-file "$ENV_FILE" \
-    -f "$STACK_DIR/docker-compose.yml" -f "$STACK_DIR/compose.$backend.yml" "$@"
+    -f "$STACK_DIR/docker-compose.yml" -f "$STACK_DIR/compose.$backend.yml" \
+    "${EXTRA_COMPOSE_FILES[@]/#/--file=$STACK_DIR/compose.}" "$@"
 }
 
 # Step containers still on the stack's network: the task that started one may have died

@@ -2,10 +2,25 @@
 # make up: start the whole stack and wait until every service is healthy, the
 # buckets exist and the first dataset is published; then print where things are.
 # EXECUTOR=celery WORKERS=N: CeleryExecutor, with Redis, N workers and Flower.
+# WORKER_ADDRESS=<this host's address>: also for workers on other hosts (make worker there);
+# WORKERS may then be 0.
 set -euo pipefail
 # shellcheck source=stack.sh
 source "$(dirname "$0")/stack.sh"
 WAIT_SECONDS="${WAIT_SECONDS:-600}"
+
+# What was asked for is checked before anything changes.
+executor="${EXECUTOR:-local}"
+WORKERS="${WORKERS:-2}"
+case "$WORKERS" in '' | *[!0-9]*) die "WORKERS=$WORKERS: give a number of Celery workers" ;; esac
+if [ -n "${WORKER_ADDRESS:-}" ]; then
+  [ "$executor" = celery ] || die "WORKER_ADDRESS is for Celery workers on other hosts: add EXECUTOR=celery"
+  require_worker_address "$WORKER_ADDRESS"
+  export CT_WORKER_ADDRESS="$WORKER_ADDRESS"
+  EXTRA_COMPOSE_FILES=(remote-workers.yml)
+elif [ "$executor" = celery ] && [ "$WORKERS" = 0 ]; then
+  die "WORKERS=0: with no worker here, nothing would run a task (give WORKER_ADDRESS for workers elsewhere)"
+fi
 
 require_docker
 compose_command
@@ -32,9 +47,6 @@ fi
 echo "$backend" >"$BACKEND_FILE"
 # The executor: LocalExecutor unless this make up asks for celery (make down, ps and logs
 # then follow what was chosen here). Leaving celery stops its broker, workers and Flower.
-executor="${EXECUTOR:-local}"
-WORKERS="${WORKERS:-2}"
-case "$WORKERS" in '' | *[!0-9]* | 0) die "WORKERS=$WORKERS: give a number of Celery workers, 1 or more" ;; esac
 if [ "$(cat "$EXECUTOR_FILE" 2>/dev/null || echo local)" = celery ] && [ "$executor" != celery ]; then
   EXECUTOR=celery compose rm --force --stop -v redis airflow-worker airflow-flower >&2 || true
 fi
@@ -81,7 +93,8 @@ fi
 # Wait: long-running services healthy, one-shot jobs exited 0.
 deadline=$((SECONDS + WAIT_SECONDS))
 services=(postgres s3 docker-proxy mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer)
-[ "$executor" = celery ] && services+=(redis airflow-worker airflow-flower)
+[ "$executor" = celery ] && services+=(redis airflow-flower)
+[ "$executor" = celery ] && [ "$WORKERS" != 0 ] && services+=(airflow-worker)
 jobs=(s3-init airflow-init)
 while :; do
   pending=()
@@ -120,5 +133,10 @@ MSG
 if [ "$executor" = celery ]; then
   cat <<MSG
   Executor     CeleryExecutor, $WORKERS worker(s); Flower http://localhost:${FLOWER_PORT:-5555}   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
+MSG
+fi
+if [ -n "${WORKER_ADDRESS:-}" ]; then
+  cat <<MSG
+  Workers elsewhere  published on $WORKER_ADDRESS; on a worker's host: copy .env, load the images (make save-images), make worker MAIN_HOST=$WORKER_ADDRESS
 MSG
 fi

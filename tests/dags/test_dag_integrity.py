@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from airflow.dag_processing.dagbag import DagBag
@@ -213,6 +214,19 @@ def test_every_task_goes_to_the_default_queue_unless_a_heavy_queue_is_set(dag, m
               for step in ("check-data", "prepare", "tune", "train", "evaluate", "register", "predict")}
     assert queues == {"check-data": "default", "prepare": "default", "tune": "heavy", "train": "heavy",
                       "evaluate": "heavy", "register": "default", "predict": "heavy"}
+
+
+def test_step_containers_get_extra_hosts_only_on_a_worker_away_from_the_stack(dag, monkeypatch) -> None:
+    assert {task.extra_hosts for task in dag.tasks if isinstance(task, DockerOperator)} == {None}
+    monkeypatch.setattr(deployment, "STEP_EXTRA_HOSTS", deployment.host_entries("s3:10.0.0.5,mlflow:fd00::5"))
+    assert StepOperator(task_id="train", step="train", command="x").extra_hosts == {
+        "s3": "10.0.0.5", "mlflow": "fd00::5"}
+
+
+def test_an_extra_host_without_an_address_is_refused_by_name() -> None:
+    assert deployment.host_entries(" ") is None
+    with pytest.raises(ValueError, match="CT_STEP_EXTRA_HOSTS: 's3' is not name:address"):
+        deployment.host_entries("mlflow:10.0.0.5,s3")
 
 
 def test_runs_at_once_are_a_setting_for_a_scale_out_stack(monkeypatch) -> None:

@@ -16,6 +16,7 @@ import docker
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from ct_tasks import deployment
 from ct_tasks.steps import LABEL_RUN, StepOperator, StepResultError
 
 IMAGE = "ct-check-data:latest"
@@ -146,4 +147,16 @@ def test_a_step_with_nothing_to_do_skips_its_task_and_says_why(docker_api) -> No
     with pytest.raises(AirflowSkipException, match="^skipped: no Production model$"):
         operator.execute({"run_id": run_id, "ti": ti})
     assert ti.pushed == {"reason": "no Production model"}
+    assert containers_of(docker_api, run_id) == []
+
+
+def test_a_worker_away_from_the_stack_gives_its_steps_the_services_addresses(docker_api, monkeypatch) -> None:
+    # make worker sets CT_STEP_EXTRA_HOSTS: its step containers find s3 and mlflow on the
+    # stack's host under the same names as on the stack's network.
+    monkeypatch.setattr(deployment, "STEP_EXTRA_HOSTS",
+                        deployment.host_entries("s3:192.0.2.7, mlflow:192.0.2.8"))
+    script = ('import json, socket; print(json.dumps({name: socket.gethostbyname(name) '
+              'for name in ("s3", "mlflow")}))')
+    result, run_id = run_script(script)
+    assert result == {"s3": "192.0.2.7", "mlflow": "192.0.2.8"}
     assert containers_of(docker_api, run_id) == []

@@ -9,8 +9,6 @@ them, and the network.
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
 import time
 import urllib.error
@@ -30,12 +28,7 @@ def test_make_up_reports_the_celery_workers_and_flower(celery_stack: CeleryStack
 
 
 def test_flower_asks_for_a_login_and_shows_both_workers_and_their_queue(celery_stack: CeleryStack) -> None:
-    login = base64.b64encode(f"admin:{celery_stack.env['AIRFLOW_ADMIN_PASSWORD']}".encode()).decode()
-    # refresh: ask the workers now, rather than show what Flower has heard of them so far.
-    request = urllib.request.Request(f"{celery_stack.flower_url}/api/workers?refresh=1",
-                                     headers={"Authorization": f"Basic {login}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        workers = json.loads(response.read())
+    workers = celery_stack.flower_workers()
     assert {name.removeprefix("celery@") for name in workers} == set(celery_stack.workers())
     assert [[queue["name"] for queue in worker["active_queues"]] for worker in workers.values()] == [
         ["default"], ["default"]]

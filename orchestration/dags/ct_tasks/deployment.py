@@ -96,6 +96,25 @@ SECRET_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKIN
 EXIT_PERMANENT = 3
 
 
+def host_entries(raw: str) -> dict[str, str] | None:
+    """``name:address,...`` as Docker's extra hosts; None when blank.
+
+    A worker on another host (make worker) has no stack network to find s3 and mlflow
+    on: its step containers get them as /etc/hosts entries (CT_STEP_EXTRA_HOSTS), so
+    they use the same names and the same settings as on the stack's own host.
+    """
+    entries: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        name, _, address = entry.partition(":")  # an IPv6 address has colons; a name has none
+        if not name.strip() or not address.strip():
+            raise ValueError(f"CT_STEP_EXTRA_HOSTS: {entry!r} is not name:address")
+        entries[name.strip()] = address.strip()
+    return entries or None
+
+
+STEP_EXTRA_HOSTS = host_entries(os.environ.get("CT_STEP_EXTRA_HOSTS", ""))
+
+
 def image(step: str) -> str:
     """The image of a step, at the tag this stack was deployed with."""
     return f"{IMAGE_PREFIX}{step}:{IMAGE_TAG}"

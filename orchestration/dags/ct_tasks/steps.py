@@ -157,6 +157,7 @@ class StepOperator(DockerOperator):
             "image": deployment.image(step),
             "docker_url": deployment.DOCKER_URL,
             "network_mode": deployment.DOCKER_NETWORK,
+            "extra_hosts": deployment.STEP_EXTRA_HOSTS,
             # The run's XGBoost parameters, gate and tune (DAG Params) go to every step;
             # tune, train and evaluate use them.
             "environment": {**deployment.step_environment(), "XGB_PARAMS": XGB_PARAMS_TEMPLATE,
@@ -270,7 +271,8 @@ class NewDataSensor(BaseSensorOperator):
         container = cli.create_container(
             image=ref,
             environment=container_environment(cli, ref),
-            host_config=cli.create_host_config(network_mode=deployment.DOCKER_NETWORK),
+            host_config=cli.create_host_config(network_mode=deployment.DOCKER_NETWORK,
+                                               extra_hosts=deployment.STEP_EXTRA_HOSTS),
             labels={LABEL_STEP: "check-data", LABEL_RUN: str(context.get("run_id", ""))},
         )
         self._container_id = container["Id"]
