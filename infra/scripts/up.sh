@@ -28,14 +28,19 @@ compose_command
 export_runtime_variables
 
 image_available() { docker image inspect "$1" >/dev/null 2>&1 || docker pull -q "$1" >/dev/null 2>&1; }
+# service_image VARIABLE IMAGE NAME WHAT: VARIABLE's image (IMAGE unless set) where it can be had,
+# else our ct-NAME, built from WHAT; exported as VARIABLE for the compose file.
+service_image() {
+  local image="${!1:-$2}"
+  if ! image_available "$image"; then
+    echo "stack: cannot pull $image; using ${CT_IMAGE_PREFIX:-ct-}$3 ($4)" >&2
+    image="${CT_IMAGE_PREFIX:-ct-}$3:$CT_IMAGE_TAG"
+  fi
+  export "$1=$image"
+}
 
 # The images the stack would pull, or the locally built fallbacks.
-POSTGRES_IMAGE="${POSTGRES_IMAGE:-postgres:16-bookworm}"
-if ! image_available "$POSTGRES_IMAGE"; then
-  echo "stack: cannot pull $POSTGRES_IMAGE; using ${CT_IMAGE_PREFIX:-ct-}postgres (Debian's PostgreSQL)" >&2
-  POSTGRES_IMAGE="${CT_IMAGE_PREFIX:-ct-}postgres:$CT_IMAGE_TAG"
-fi
-export POSTGRES_IMAGE
+service_image POSTGRES_IMAGE postgres:16-bookworm postgres "Debian's PostgreSQL"
 backend="$(s3_backend)"
 if [ "$backend" = minio ]; then
   minio="$(awk '/image: quay.io\/minio/ {print $2}' "$STACK_DIR/compose.minio.yml")"
@@ -47,20 +52,16 @@ fi
 echo "$backend" >"$BACKEND_FILE"
 # The executor: LocalExecutor unless this make up asks for celery (make down, ps and logs
 # then follow what was chosen here). Leaving celery stops its broker, workers and Flower.
-if [ "$(cat "$EXECUTOR_FILE" 2>/dev/null || echo local)" = celery ] && [ "$executor" != celery ]; then
+if [ "$(EXECUTOR='' executor)" = celery ] && [ "$executor" != celery ]; then  # what make up chose last
   EXECUTOR=celery compose rm --force --stop -v redis airflow-worker airflow-flower >&2 || true
 fi
 echo "$executor" >"$EXECUTOR_FILE"
 EXECUTOR="$executor"
 export_runtime_variables  # again: the executor decides the compose profile
 if [ "$executor" = celery ]; then
-  REDIS_IMAGE="${REDIS_IMAGE:-redis:7-bookworm}"
-  if ! image_available "$REDIS_IMAGE"; then
-    echo "stack: cannot pull $REDIS_IMAGE; using ${CT_IMAGE_PREFIX:-ct-}redis (Debian's redis-server)" >&2
-    REDIS_IMAGE="${CT_IMAGE_PREFIX:-ct-}redis:$CT_IMAGE_TAG"
-    docker image inspect "$REDIS_IMAGE" >/dev/null 2>&1 || "$REPO_DIR/images/build.sh" redis >&2
-  fi
-  export REDIS_IMAGE
+  service_image REDIS_IMAGE redis:7-bookworm redis "Debian's redis-server"
+  # Built only for this profile (images/lib.sh OPTIONAL_SERVICES); Postgres's with the others below.
+  docker image inspect "$REDIS_IMAGE" >/dev/null 2>&1 || "$REPO_DIR/images/build.sh" redis >&2
 fi
 
 # Our own images at this commit; built if missing.
