@@ -18,6 +18,8 @@ STEP_ORDER=(check-data prepare check-drift tune train evaluate register promote 
 # they cannot share one environment with the others, so the naive benchmark image leaves them out.
 APART=(check-drift)
 SERVICE_ORDER=(airflow mlflow seaweedfs postgres docker-proxy)
+# What a Celery worker on another host runs (make save-images writes them, make worker checks them).
+WORKER_IMAGES=(airflow docker-proxy "${STEP_ORDER[@]}")
 # Built only when asked for (`images/build.sh redis`), as make up EXECUTOR=celery does where
 # the official image cannot be pulled: the default stack does not use them.
 OPTIONAL_SERVICES=(redis)

@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 tag="${CT_IMAGE_TAG:-$(git_tag)}"
 archive="${ARCHIVE:-$REPO_DIR/dist/ct-images-$tag.tar}"
 images=()
-for name in airflow docker-proxy "${STEP_ORDER[@]}"; do
+for name in "${WORKER_IMAGES[@]}"; do
   image="${CT_IMAGE_PREFIX:-ct-}$name:$tag"
   docker image inspect "$image" >/dev/null 2>&1 || { say "$image is missing: run make build-images"; exit 1; }
   images+=("$image")

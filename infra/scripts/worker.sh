@@ -48,7 +48,7 @@ compose_command
 "$(dirname "$0")/make-env.sh" "$ENV_FILE"  # the secret files, from the copied .env
 export_runtime_variables
 missing=()
-for name in airflow docker-proxy "${STEP_ORDER[@]}"; do
+for name in "${WORKER_IMAGES[@]}"; do
   image="${CT_IMAGE_PREFIX:-ct-}$name:$CT_IMAGE_TAG"  # loaded, or pulled from CT_IMAGE_PREFIX's registry
   docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null 2>&1 || missing+=("$name")
 done
