@@ -213,13 +213,14 @@ def baseline(csv: str) -> dict[str, float]:
     """The same work in one plain process: read, split, fit, predict, score. No tracking, no files."""
     # pylint: disable=import-outside-toplevel
     from sklearn.metrics import f1_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
     from xgboost import XGBClassifier
+
+    from pipeline_steps.split import split  # the steps' split: each row's side by its own id
 
     frame = pd.read_csv(csv)
     text = [c for c in frame.select_dtypes(exclude="number").columns if c != TARGET]
     frame[text] = frame[text].astype("category")
-    train, test = train_test_split(frame, test_size=TEST_SIZE, random_state=SEED, stratify=frame[TARGET])
+    train, test, _, _ = split(frame, TARGET, TEST_SIZE, SEED)
     model = XGBClassifier(**{"enable_categorical": True, **xgb_params()}, random_state=SEED)
     model.fit(train.drop(columns=TARGET), (train[TARGET] == "yes").astype(int))
     probabilities = model.predict_proba(test.drop(columns=TARGET))[:, 1]

@@ -6,17 +6,24 @@ So evaluate loads ``models:/<name>@staging`` itself and scores it on the very
 rows the challenger was scored on. When the champion cannot score them (its
 columns are gone, its classes differ, its pickle no longer loads), that is said
 in one line and the gate decides on the threshold alone.
+
+Those rows must also be new to the champion: a row it was trained on flatters
+it. The split keeps a row on the same side in every data version, so none should
+be; :func:`seen_rows` checks, with the hashes of the rows the champion learnt
+(logged with it by train), and the comparison leaves out any it finds.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from pipeline_steps import registry_model, tracking
+from pipeline_steps import registry_model, split, tracking
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.model import LabelledModel
 from pipeline_steps.text import some
@@ -69,3 +76,23 @@ def predict_proba(champion: LabelledModel, test: pd.DataFrame) -> tuple[Any | No
     except (PipelineError, KeyError, ValueError, TypeError) as exc:
         log.warning("the Staging model cannot score this split: %s", exc)
         return None, f"it fails on this split ({str(exc).splitlines()[0][:300]})"
+
+
+def seen_rows(client: Any, champion: Champion,
+              test_ids: Callable[[int, list[str]], np.ndarray]) -> np.ndarray | None:
+    """For each test row, whether the champion was trained on it; None when it cannot be told.
+
+    ``test_ids(seed, columns)``: the test rows' ids as a split with that seed over those
+    columns gives them; the champion's training rows were identified with its own.
+    """
+    if champion.model is None or not champion.run_id:
+        return None
+    trained_on = tracking.load_run_bytes(client, champion.run_id, split.TRAIN_ROWS_FILE)
+    if trained_on is None:
+        return None  # registered before training rows were recorded
+    tags = tracking.get_run(client, champion.run_id).data.tags
+    if tags.get(split.SCHEME_TAG) != split.SCHEME or tracking.TAG_SEED not in tags:
+        return None
+    schema = champion.model.schema
+    ids = test_ids(int(tags[tracking.TAG_SEED]), [*schema.feature_names, schema.target])
+    return np.isin(ids, split.ids_from_bytes(trained_on))

@@ -2,7 +2,8 @@
 
 Compares the new data version, as prepare split it (train and test together, the
 features and the label), with the data version the Staging model was trained on,
-fetched from the DVC remote. Writes ``drift.json`` (the summary) and
+fetched from the DVC remote; both are read through the new version's schema, so
+each column is compared as the kind it is trained as. Writes ``drift.json`` (the summary) and
 ``drift_report.html`` (Evidently's report) to ``--output``; evaluate logs both to
 the new run and the summary goes into the gate's reason. Drift informs and does
 not block, unless ``--max-share`` is given and more than that share of the
@@ -21,6 +22,7 @@ import pandas as pd
 from pipeline_steps import data, drift, storage, tracking
 from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import NotFoundError
+from pipeline_steps.schema import TableSchema
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 from pipeline_steps.versions import fetched_version
@@ -50,7 +52,7 @@ def check_drift(settings: Settings, store: Storage, prepared_uri: str, output_ur
     else:
         try:
             with fetched_version(settings, store, reference_version) as path:
-                reference = data.load_table(path, reference_version)
+                reference = data.load_table(path, reference_version, settings.csv_delimiter)
         except NotFoundError:
             result = _not_measured(manifest, f"the Staging model's data version {reference_version} "
                                              "is not on the DVC remote")
@@ -67,10 +69,9 @@ def check_drift(settings: Settings, store: Storage, prepared_uri: str, output_ur
 
 def _measure(store: Storage, manifest: dict[str, Any], reference: pd.DataFrame,
              output_uri: str) -> dict[str, Any]:
-    columns = [*manifest["features"], manifest["target"]]
     current = pd.concat([data.read_frame(store, manifest[key])
-                         for key in ("train_uri", "test_uri")])
-    summary, html = drift.measure(reference[[c for c in columns if c in reference.columns]], current[columns])
+                         for key in ("train_uri", "test_uri")], ignore_index=True)
+    summary, html = drift.measure(reference, current, TableSchema.from_dict(manifest["schema"]))
     report_uri = storage.join(output_uri, REPORT_FILE)
     store.write_bytes(report_uri, html)
     store.write_json(storage.join(output_uri, SUMMARY_FILE), summary.to_dict())

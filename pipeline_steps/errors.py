@@ -5,8 +5,15 @@ or service at fault; the CLI prints it as one line, with no traceback, and exits
 with a code chosen by the class's ``retryable`` (see :mod:`pipeline_steps.cli`).
 Airflow retries only retryable failures: a corrupt data version fails the same
 way every time, so retrying it only delays the alert. Anything else escaping a
-step is a bug and keeps its traceback.
+step is a bug and keeps its traceback, except where a library computes on the
+data alone (:func:`data_problem`): what it raises there, the same data raises
+again.
 """
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 
 class PipelineError(Exception):
@@ -45,3 +52,23 @@ class ServiceUnreachableError(PipelineError):
     """
 
     retryable = True
+
+
+# What numpy, pandas, scikit-learn, XGBoost (XGBoostError is a ValueError) and Evidently raise
+# when the values they are given do not fit what they compute.
+_DATA_EXCEPTIONS = (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, AttributeError)
+
+
+@contextlib.contextmanager
+def data_problem(doing: str) -> Iterator[None]:
+    """Inside, a library's exception is a :class:`DataValidationError` saying what was being done.
+
+    For computations whose only input is the data (fitting, scoring, metrics, drift
+    tests): a retry on the same data fails the same way, so the failure is permanent
+    and is reported in one line instead of a traceback that Airflow retries.
+    """
+    try:
+        yield
+    except _DATA_EXCEPTIONS as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise DataValidationError(f"{doing}: {type(exc).__name__}: {detail}") from None

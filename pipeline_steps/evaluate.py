@@ -22,13 +22,18 @@ import io
 import json
 import logging
 import pickle
+from collections.abc import Callable
 from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
 
 from pipeline_steps import champion as champions
 from pipeline_steps import gate
-from pipeline_steps import data, plot_data, provenance, storage, tracking
+from pipeline_steps import data, plot_data, provenance, split, storage, tracking
 from pipeline_steps.metrics import compute_metrics
 from pipeline_steps.cli import exit_process, make_parser, run_cli
+from pipeline_steps.errors import data_problem
 from pipeline_steps.model import LabelledModel
 from pipeline_steps.schema import TableSchema, differences
 from pipeline_steps.settings import Settings
@@ -44,6 +49,9 @@ DRIFT_REPORT_FILE = "drift_report.html"
 TAG_DRIFT_SUMMARY = "drift.summary"
 TAG_DRIFT_COLUMNS = "drift.columns"
 METRIC_DRIFT_SHARE = "drift.share"
+# How many of this run's test rows the Staging model was trained on (0, or "unknown" for a model
+# registered before training rows were recorded).
+TAG_CHAMPION_SEEN = "champion.seen_test_rows"
 CHALLENGER_PREFIX = "challenger."
 CHAMPION_PREFIX = "champion."
 log = logging.getLogger(__name__)
@@ -126,8 +134,9 @@ def measure(model: LabelledModel, test: Any, probabilities: Any = None) -> Measu
     if probabilities is None:
         probabilities = model.predict_proba(test)
     predicted = probabilities.argmax(axis=1)
-    return Measured(codes, predicted,
-                    compute_metrics(codes, predicted, probabilities, model.schema.positive_code))
+    with data_problem(f"the metrics cannot be computed on these {len(codes)} test rows"):
+        metrics = compute_metrics(codes, predicted, probabilities, model.schema.positive_code)
+    return Measured(codes, predicted, metrics)
 
 
 def score(model: LabelledModel, test: Any, title: str) -> tuple[Measured, dict[str, bytes]]:
@@ -144,14 +153,30 @@ def score(model: LabelledModel, test: Any, title: str) -> tuple[Measured, dict[s
     return measured, files
 
 
+def test_row_ids(store: Storage, manifest: dict[str, Any],
+                 test: Any) -> Callable[[int, list[str]], np.ndarray]:
+    """The ids of the test rows under a seed and columns: as prepare wrote them when both are this
+    split's, else worked out again over the whole data version (train and test rows)."""
+    def ids(seed: int, columns: list[str]) -> np.ndarray:
+        own = sorted([*manifest["features"], manifest["target"]])
+        if seed == manifest["seed"] and sorted(columns) == own:
+            return split.ids_from_bytes(store.read_bytes(manifest["test_rows_uri"]))
+        whole = pd.concat([data.read_frame(store, manifest["train_uri"]), test], ignore_index=True)
+        return split.row_ids(whole, columns, seed)[-len(test):]
+    return ids
+
+
 def face_off(client: Any, model_name: str, challenger: LabelledModel, measured: Measured, test: Any,
-             metric: str) -> tuple[dict[str, Any] | None, dict[str, float], dict[str, bytes]]:
-    """Score the Staging model on the challenger's own test split.
+             metric: str, test_ids: Callable[[int, list[str]], np.ndarray]
+             ) -> tuple[dict[str, Any] | None, dict[str, float], dict[str, bytes]]:
+    """Score the Staging model on the challenger's own test rows, those it was not trained on.
 
     ``measured`` is what :func:`score` measured of the challenger on ``test``, so it
     is not scored twice. Returns the champion's summary for the gate (None without a
     Staging model), the metrics to log (``challenger.*`` always, ``champion.*`` when
-    it scored) and the side-by-side plot.
+    it scored) and the side-by-side plot. Should the champion have learnt some of
+    these rows (a data version split with another seed, or before splits were by row),
+    both models are compared on the rest, and the summary says how many it had seen.
     """
     codes, predicted, metrics = measured
     logged = {f"{CHALLENGER_PREFIX}{name}": value for name, value in metrics.items()}
@@ -159,8 +184,18 @@ def face_off(client: Any, model_name: str, challenger: LabelledModel, measured: 
     if found is None:
         return None, logged, {}
     summary: dict[str, Any] = {"version": found.version, "run_id": found.run_id, "metric": metric,
-                               "scored": False, "metrics": {}, "problem": found.problem}
+                               "scored": False, "metrics": {}, "problem": found.problem,
+                               "test_rows": len(test), "seen_rows": None}
     problem = found.problem or champions.cannot_score(found.model, challenger, test)
+    if problem is None:
+        seen = champions.seen_rows(client, found, test_ids)
+        if seen is not None:
+            summary["seen_rows"] = int(seen.sum())
+            if seen.all():
+                problem = f"it was trained on all {len(test)} of these test rows, so no comparison is fair"
+            elif seen.any():
+                test = test[~seen].reset_index(drop=True)
+                codes, predicted, metrics = measured = measure(challenger, test)
     probabilities = None
     if problem is None:
         probabilities, problem = champions.predict_proba(found.model, test)
@@ -169,16 +204,28 @@ def face_off(client: Any, model_name: str, challenger: LabelledModel, measured: 
         log.warning("the Staging model (version %s) cannot score this split: %s", found.version, problem)
         return summary, logged, {}
     _, champion_predicted, champion_metrics = measure(found.model, test, probabilities)
-    summary.update(scored=True, metrics=champion_metrics, value=champion_metrics[metric])
+    summary.update(scored=True, metrics=champion_metrics, value=champion_metrics[metric],
+                   compared_rows=len(test), challenger_value=metrics[metric])
     logged.update({f"{CHAMPION_PREFIX}{name}": value for name, value in champion_metrics.items()})
     names = [str(c) for c in challenger.schema.classes]
     figure = comparison_figure(codes, [
         (predicted, f"challenger (this run): {metric}={metrics[metric]:.4f}"),
         (champion_predicted, f"champion (Staging v{found.version}): {metric}={champion_metrics[metric]:.4f}"),
     ], names)
-    log.info("on the same %d test rows: challenger %s=%.4f, Staging model version %s %s=%.4f",
-             len(test), metric, metrics[metric], found.version, metric, champion_metrics[metric])
+    log.info("on the same %d test rows: challenger %s=%.4f, Staging model version %s %s=%.4f "
+             "(it was trained on %s of the split's %d test rows)", len(test), metric, metrics[metric],
+             found.version, metric, champion_metrics[metric],
+             "an unknown number" if summary["seen_rows"] is None else summary["seen_rows"],
+             summary["test_rows"])
     return summary, logged, {COMPARISON_FILE: png_bytes(figure)}
+
+
+def champion_tags(champion: dict[str, Any] | None) -> dict[str, str]:
+    """How many of the test rows the Staging model was trained on, as the run's tag (when there is one)."""
+    if not champion:
+        return {}
+    seen = champion.get("seen_rows")
+    return {TAG_CHAMPION_SEEN: "unknown" if seen is None else str(seen)}
 
 
 def schema_changes(client: Any, champion: dict[str, Any] | None, schema: TableSchema) -> list[str]:
@@ -238,7 +285,8 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     test = data.read_frame(store, manifest["test_uri"])
     measured, files = score(model, test, f"{manifest['dataset']} {manifest['data_version'][:8]}")
     metric = settings.quality_metric
-    champion, compared, comparison = face_off(client, settings.model_name, model, measured, test, metric)
+    champion, compared, comparison = face_off(client, settings.model_name, model, measured, test, metric,
+                                              test_row_ids(store, manifest, test))
     files.update(comparison)
     drift = drift_record(store, drift_uri)
     _record(store, output_uri, (client, run_id), {**measured.metrics, **compared, **drift["metrics"]},
@@ -254,6 +302,7 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
         "value": measured.metrics[metric],
         "positive_class": model.schema.positive_class,
         "champion": champion,
+        "rows": manifest.get("rows"),
         "schema_changes": changes,
         "drift_line": drift["line"],
         "metrics_uri": storage.join(output_uri, METRICS_FILE),
@@ -265,6 +314,7 @@ def evaluate(settings: Settings, store: Storage, trained_uri: str, output_uri: s
     result["gate"] = gate.judge(settings, result)
     _tag_run(settings, (client, run_id), changes, {
         **drift["tags"],
+        **champion_tags(champion),
         gate.TAG_DECISION: result["gate"]["decision"],
         gate.TAG_REASON: result["gate"]["reason"][:5000],
     })

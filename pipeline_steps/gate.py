@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline_steps.rows import RowAccount
 from pipeline_steps.settings import Settings
 
 # The run's MLflow tags that say what the gate decided and why.
@@ -39,10 +40,15 @@ def decide(evaluation: dict[str, Any], threshold: float, metric: str,
 
     Both numbers come from evaluate, which scored the new model and the Staging
     model on the new run's test split. When the Staging model could not score it,
-    the threshold alone decides and the reason says so. A schema change or data
-    drift since the Staging model does not decide anything, but the reason says so.
+    the threshold alone decides and the reason says so; when it was trained on some
+    of those rows, it is compared on the others, and the reason says how many. A
+    schema change, data drift since the Staging model, or more than a few rows left
+    out of the table before the split does not decide anything, but the reason says so.
     """
     passed, reason = _compare(evaluation, threshold, metric, tolerance)
+    if evaluation.get("rows"):
+        notice = RowAccount.from_dict(evaluation["rows"]).notice()
+        reason += f"; {notice}" if notice else ""
     changes = evaluation.get("schema_changes") or []
     if changes:
         reason += f"; schema changed since the Staging model: {'; '.join(changes)}"
@@ -65,8 +71,23 @@ def _compare(evaluation: dict[str, Any], threshold: float, metric: str,
     if champion_value is None:
         problem = champion.get("problem") or "it has no score on this split"
         return True, f"{beats}; {named}) cannot score this split: {problem}; decided on the threshold alone"
-    scored = f"{named}: {float(champion_value):.4f} on the same test split"
+    compared = float(champion.get("challenger_value", value))
     allowed = f", tolerance {tolerance:.4f}" if tolerance else ""
-    if value < float(champion_value) - tolerance:
-        return False, f"{metric}={value:.4f} is worse than {scored}{allowed})"
-    return True, f"{beats} and is not worse than {scored}{allowed})"
+    rows, seen = _rows_compared(champion)
+    scored = f"{named}: {float(champion_value):.4f} on {rows}{allowed}); {seen}"
+    against = "" if compared == value else f" ({metric}={compared:.4f} on those rows)"
+    if compared < float(champion_value) - tolerance:
+        return False, f"{metric}={value:.4f}{against} is worse than {scored}"
+    return True, f"{beats}{against} and is not worse than {scored}"
+
+
+def _rows_compared(champion: dict[str, Any]) -> tuple[str, str]:
+    """Which rows both models were scored on, and how many of the split's the Staging model had seen."""
+    seen, total = champion.get("seen_rows"), champion.get("test_rows")
+    if seen is None:
+        return "the same test split", ("whether it was trained on any of these test rows is unknown "
+                                       "(it was registered before training rows were recorded)")
+    if not seen:
+        return "the same test split", f"it was trained on none of these {total} test rows"
+    return (f"the {champion.get('compared_rows')} test rows it was not trained on",
+            f"it was trained on the other {seen} of the split's {total}, left out of the comparison")

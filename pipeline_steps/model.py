@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from pipeline_steps.errors import data_problem
 from pipeline_steps.schema import TableSchema
 
 
@@ -25,6 +27,16 @@ class LabelledModel:
     def predict_proba(self, frame: pd.DataFrame) -> Any:
         """Class probabilities, one column per class in the schema's (sorted) order."""
         return self.classifier.predict_proba(self.schema.model_input(frame))
+
+    def scored(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
+        """Class probabilities of each row that can be scored (NaN in the rows that cannot), and
+        for each row why it cannot be scored (None where it can)."""
+        inputs, reasons = self.schema.scoring_input(frame)
+        usable = reasons.isna().to_numpy()
+        probabilities = np.full((len(frame), len(self.schema.classes)), np.nan)
+        if usable.any():
+            probabilities[usable] = self.classifier.predict_proba(inputs[usable])
+        return probabilities, reasons
 
     def predict_codes(self, frame: pd.DataFrame) -> Any:
         """The most probable class of each row, as a code 0..k-1."""
@@ -41,6 +53,8 @@ def fit(frame: pd.DataFrame, schema: TableSchema, params: dict[str, Any], seed: 
     """Fit on a prepared split (features and target); same data, params and seed give the same model."""
     from xgboost import XGBClassifier  # pylint: disable=import-outside-toplevel
 
-    classifier = XGBClassifier(**{"enable_categorical": True, **params}, random_state=seed)
-    classifier.fit(schema.model_input(frame), schema.encode_labels(frame[schema.target]))
+    features, labels = schema.model_input(frame), schema.encode_labels(frame[schema.target])
+    with data_problem("XGBoost cannot train on this split"):
+        classifier = XGBClassifier(**{"enable_categorical": True, **params}, random_state=seed)
+        classifier.fit(features, labels)
     return LabelledModel(schema, classifier)

@@ -31,6 +31,8 @@ KEYS: dict[str, str] = {
     "TARGET_COLUMN": "data.target",
     "DROP_COLUMNS": "data.drop_columns",
     "POSITIVE_CLASS": "data.positive_class",
+    "DROP_DUPLICATE_ROWS": "data.drop_duplicate_rows",
+    "INVALID_NUMBERS": "data.invalid_numbers",
     "SEED": "seed",
     "TEST_SIZE": "prepare.test_size",
     "QUALITY_METRIC": "gate.metric",

@@ -3,8 +3,11 @@
 The table is the newest one published to score (``make score FILE=...``, the
 dataset ``<DATASET_NAME>_to_score``) or any file given with ``--input``. The model
 is ``models:/<name>@production``, whatever promotion or rollback left there.
-``--output`` gets ``predictions.parquet`` (the table's own columns, then
-``prediction`` in the user's labels and ``probability.<class>`` per class) and
+``--output`` gets ``predictions.parquet``: one row per input row, in order (the
+table's own columns, then ``prediction`` in the user's labels,
+``probability.<class>`` per class, and ``no_prediction_reason``, which says why a
+row that cannot be scored, such as one with text in a number column, has no
+prediction), and
 ``predictions.json``, which records the model version and its run, the data
 version (md5 of the table's bytes), the input and the image that scored it.
 With no Production model, or nothing published to score, the step says so in
@@ -24,6 +27,7 @@ import pandas as pd
 from pipeline_steps import data, registry_model, storage, tracking
 from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.model import LabelledModel
+from pipeline_steps.rows import UNUSABLE, RowAccount
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 from pipeline_steps.versions import table_file
@@ -32,17 +36,27 @@ PREDICTIONS_FILE = "predictions.parquet"
 RECORD_FILE = "predictions.json"
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "probability."
+REASON_COLUMN = "no_prediction_reason"
 log = logging.getLogger(__name__)
 
 
 def predictions_frame(model: LabelledModel, table: pd.DataFrame) -> pd.DataFrame:
-    """The table, then the predicted label and each class's probability, row for row."""
-    probabilities = model.predict_proba(table)
+    """The table, then the predicted label, each class's probability and why a row has none, row for row."""
+    probabilities, reasons = model.scored(table)
     out = table.reset_index(drop=True).copy()
-    out[PREDICTION_COLUMN] = model.schema.decode(probabilities.argmax(axis=1))
+    usable = reasons.isna().to_numpy()
+    labels = pd.Series([None] * len(out), dtype=object)
+    labels[usable] = model.schema.decode(probabilities[usable].argmax(axis=1)).to_numpy()
+    out[PREDICTION_COLUMN] = labels
     for code, label in enumerate(model.schema.classes):
         out[f"{PROBABILITY_PREFIX}{label}"] = probabilities[:, code]
+    out[REASON_COLUMN] = reasons.to_numpy()
     return out
+
+
+def accounted(scored: pd.DataFrame) -> RowAccount:
+    """The rows of a scored table: how many it had, and how many have no prediction."""
+    return RowAccount(len(scored)).drop(UNUSABLE, int(scored[REASON_COLUMN].notna().sum()))
 
 
 def _table_to_score(settings: Settings, store: Storage,
@@ -81,6 +95,7 @@ def predict(settings: Settings, store: Storage, output_uri: str,
     scored = predictions_frame(model, table)
     predictions_uri = storage.join(output_uri, PREDICTIONS_FILE)
     store.write_bytes(predictions_uri, data.to_parquet(scored))
+    account = accounted(scored)
     record = {
         "step": "predict",
         "model_name": name,
@@ -89,13 +104,20 @@ def predict(settings: Settings, store: Storage, output_uri: str,
         "data_version": data_version,
         "input": source,
         "rows": int(len(scored)),
+        "scored_rows": account.kept,
         "classes": list(model.schema.classes),
         "image": settings.image,
         "scored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "predictions_uri": predictions_uri,
     }
-    record["message"] = (f"scored {record['rows']} rows of {source} with {name} version "
+    counted = (f"{record['rows']} rows" if account.kept == account.raw
+               else f"{account.kept} of {record['rows']} rows")
+    record["message"] = (f"scored {counted} of {source} with {name} version "
                          f"{record['model_version']}: {predictions_uri}")
+    if account.kept < account.raw:
+        first = scored[REASON_COLUMN].dropna().iloc[0]
+        record["message"] += (f"; {account.raw - account.kept} have no prediction, with the reason in "
+                              f"{REASON_COLUMN} (the first: {first})")
     store.write_json(storage.join(output_uri, RECORD_FILE), record)
     log.info("%s", record["message"])
     return record

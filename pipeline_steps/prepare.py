@@ -2,9 +2,13 @@
 
 The input is either a DVC data version (its md5, fetched from the DVC remote on
 S3 and checked against that md5) or a file location. Outputs go under
-``--output``: ``train.parquet``, ``test.parquet`` and ``prepare.json``, the
-manifest the next steps read. The manifest is written last: a run that fails
-validation writes nothing at all.
+``--output``: ``train.parquet``, ``test.parquet``, ``train_rows.npy`` and
+``test_rows.npy`` (the ids of the rows of each side; train logs the training
+ones with the model) and
+``prepare.json``, the manifest the next steps read, with the count of every row
+left out and why (``rows``). The manifest is written last: a run that fails
+validation writes nothing at all. The split is by each row's own hash
+(pipeline_steps/split.py), so a row is on the same side in every data version.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import argparse
 import logging
 from typing import Any
 
-from pipeline_steps import data, storage, validation
+from pipeline_steps import data, split, storage, validation
 from pipeline_steps.versions import table_file
 from pipeline_steps.cli import exit_process, make_parser, run_cli
 from pipeline_steps.errors import PipelineError
@@ -38,46 +42,65 @@ def prepare(
     with table_file(settings, store, md5=data_version, uri=input_uri) as (path, version):
         log.info("preparing %s (%d bytes)", source, path.stat().st_size)
         frame = data.load_table(path, source, settings.csv_delimiter)
-    rows_raw = len(frame)
     table = validation.clean_for(settings, frame, source)
-    schema = table.schema
+    schema, account = table.schema, table.rows
     for note in schema.notes:
         log.warning("%s", note)
     # Each frame is let go as soon as the next exists: at a million rows a frame is 300 MB,
     # and holding the raw, the clean and the split tables at once set the step's peak memory.
     del frame
-    train, test = data.split(table.frame, settings.target_column, settings.test_size, settings.seed)
+    train, test, train_ids, test_ids = split.split(table.frame, settings.target_column, settings.test_size,
+                                                   settings.seed)
     del table
 
     manifest = {
-        "step": "prepare",
-        "data_version": version,
-        "dataset": settings.dataset_name,
-        "source": source,
-        "target": settings.target_column,
+        **_record(settings, source, version, output_uri),
         "classes": list(schema.classes),
         "features": schema.feature_names,
         "schema": schema.to_dict(),
-        "rows_raw": int(rows_raw),
+        "rows": account.to_dict(),
+        "rows_raw": account.raw,
         "rows_train": int(len(train)),
         "rows_test": int(len(test)),
-        "seed": settings.seed,
-        "test_size": settings.test_size,
-        "image": settings.image,
-        "train_uri": storage.join(output_uri, "train.parquet"),
-        "test_uri": storage.join(output_uri, "test.parquet"),
-        "prepared_uri": output_uri,
     }
     rows_train, rows_test = len(train), len(test)
     store.write_bytes(manifest["train_uri"], data.to_parquet(train))
     del train
     store.write_bytes(manifest["test_uri"], data.to_parquet(test))
     del test
+    store.write_bytes(manifest["train_rows_uri"], split.ids_to_bytes(train_ids))
+    store.write_bytes(manifest["test_rows_uri"], split.ids_to_bytes(test_ids))
     store.write_manifest(output_uri, "prepare", manifest)
-    log.info("prepared %s: %d train / %d test rows", version, rows_train, rows_test)
+    line = f"{account.line(source)}; {rows_train} to train, {rows_test} to test"
+    if account.notice():
+        log.warning("%s", line)
+    else:
+        log.info("%s", line)
     return {
-        **{k: manifest[k] for k in ("data_version", "prepared_uri", "rows_train", "rows_test")},
+        **{k: manifest[k] for k in ("data_version", "prepared_uri", "rows_train", "rows_test", "rows")},
         "dropped_columns": schema.dropped,
+    }
+
+
+def _record(settings: Settings, source: str, version: str, output_uri: str) -> dict[str, Any]:
+    """What a prepared split records about where it came from, how it was made and where it is."""
+    return {
+        "step": "prepare",
+        "data_version": version,
+        "dataset": settings.dataset_name,
+        "source": source,
+        "target": settings.target_column,
+        "seed": settings.seed,
+        "test_size": settings.test_size,
+        "drop_duplicate_rows": settings.drop_duplicate_rows,
+        "invalid_numbers": settings.invalid_numbers,
+        "split": split.SCHEME,
+        "image": settings.image,
+        "train_uri": storage.join(output_uri, "train.parquet"),
+        "test_uri": storage.join(output_uri, "test.parquet"),
+        "train_rows_uri": storage.join(output_uri, split.TRAIN_ROWS_FILE),
+        "test_rows_uri": storage.join(output_uri, split.TEST_ROWS_FILE),
+        "prepared_uri": output_uri,
     }
 
 

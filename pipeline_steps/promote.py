@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline_steps import provenance, tracking
 from pipeline_steps.cli import exit_process, make_parser, run_cli
-from pipeline_steps.errors import NotFoundError, PipelineError, UsageError
+from pipeline_steps.errors import UsageError
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 
@@ -86,19 +86,22 @@ def previous_approved(versions: list[Any], current: Any) -> Any | None:
 
 
 def rollback(settings: Settings) -> dict[str, Any]:
-    """Serve the version approved before the current Production one; the current one is marked rolled back."""
+    """Serve the version approved before the current Production one; the current one is marked rolled back.
+
+    With nothing to roll back to (no Production model, or none approved before it), nothing
+    changes and the result says so (``skip_reason``): that is an answer, not a failure.
+    """
     client = tracking.connect(settings)
     name = settings.model_name
     current = tracking.version_by_alias(client, name, tracking.PRODUCTION_ALIAS)
     if current is None:
-        raise NotFoundError(f"{name} has no Production model to roll back")
+        return {"step": "rollback", "skip_reason": f"{name} has no Production model to roll back"}
     versions = client.search_model_versions(f"name = '{name}'")
     target = previous_approved(versions, current)
     if target is None:
-        raise PipelineError(
-            f"{name} version {current.version} is the only approved version left: "
-            "there is nothing earlier to roll back to"
-        )
+        return {"step": "rollback", "skip_reason": (
+            f"nothing to roll back to: {name} version {current.version} is the only approved version "
+            "left, and Production stays as it is")}
     client.set_model_version_tag(name, str(current.version), TAG_ROLLED_BACK_AT, _now())
     _serve(client, name, str(target.version))
     message = (f"production now serves {name} version {target.version} "

@@ -111,10 +111,14 @@ def publish(settings: Settings, store: Storage, payload: bytes, name: str,
     against the Production model's.
     """
     frame = data.load_table(payload, name, settings.csv_delimiter)
+    accounting = None
     if to_score:
         settings = dataclasses.replace(settings, dataset_name=settings.scoring_dataset_name)
     else:
-        validation.clean_for(settings, frame, name)
+        account = validation.clean_for(settings, frame, name).rows
+        accounting = account.line(name)
+        # Before anything is pushed: a table that loses rows to training says so now.
+        (log.warning if account.kept < account.raw or account.coerced else log.info)("%s", accounting)
     store.require_bucket(settings.s3.data_bucket)
     md5 = dvc_push(settings, payload, name)
     if md5 != data.md5_hex(payload):
@@ -125,6 +129,7 @@ def publish(settings: Settings, store: Storage, payload: bytes, name: str,
         "path": name,
         "bytes": len(payload),
         "rows": int(len(frame)),
+        **({"accounting": accounting} if accounting else {}),
         "remote": settings.s3.dvc_remote_url,
         "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

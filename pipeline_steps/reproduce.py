@@ -68,6 +68,8 @@ class Recording:  # pylint: disable=too-many-instance-attributes  # one flat rec
     metrics: dict[str, float]
     tune_run_id: str | None = None
     rows_train: int | None = None
+    drop_duplicate_rows: bool = False
+    invalid_numbers: str = "refuse"
 
 
 def _param_value(text: str) -> Any:
@@ -121,6 +123,9 @@ def recorded(client: Any, model_name: str, version: str) -> Recording:
         metrics={m: run.data.metrics[m] for m in METRICS if m in run.data.metrics},
         tune_run_id=tags.get("tune.run_id"),
         rows_train=int(params["rows_train"]) if params.get("rows_train") else None,
+        # Recorded since rows are counted; a version from before trained with neither.
+        drop_duplicate_rows=params.get("drop_duplicate_rows") == "True",
+        invalid_numbers=params.get("invalid_numbers") or "refuse",
     )
 
 
@@ -134,7 +139,9 @@ def step_settings(settings: Settings, recording: Recording) -> dict[str, str]:
     """
     params = {
         "data": {"name": recording.dataset, "target": recording.target,
-                 "drop_columns": list(recording.drop_columns), "positive_class": recording.positive_class},
+                 "drop_columns": list(recording.drop_columns), "positive_class": recording.positive_class,
+                 "drop_duplicate_rows": recording.drop_duplicate_rows,
+                 "invalid_numbers": recording.invalid_numbers},
         "seed": recording.seed,
         "prepare": {"test_size": recording.test_size},
         "train": {"xgb": recording.xgb_params},
@@ -150,6 +157,8 @@ def step_settings(settings: Settings, recording: Recording) -> dict[str, str]:
         "POSITIVE_CLASS": recording.positive_class or "",
         "SEED": str(recording.seed),
         "TEST_SIZE": repr(recording.test_size),
+        "DROP_DUPLICATE_ROWS": str(recording.drop_duplicate_rows).lower(),
+        "INVALID_NUMBERS": recording.invalid_numbers,
         "XGB_PARAMS": json.dumps(recording.xgb_params, sort_keys=True),
         "TUNE_ENABLED": "false",
         "MLFLOW_EXPERIMENT_NAME": f"{settings.mlflow_experiment}{EXPERIMENT_SUFFIX}",

@@ -5,11 +5,18 @@ to the run (``schema.json``) and carried inside the model, so training, evaluati
 and a model loaded back from the registry turn a raw frame of the user's columns
 into model input the same way (:meth:`TableSchema.model_input`).
 
-Kinds: ``numeric`` (numbers, missing values stay missing), ``boolean`` (true/false,
-fed as 1/0) and ``categorical`` (text, fed to XGBoost as a pandas ``category`` with
-the levels seen in training, in sorted order). A level never seen in training is
-turned into a missing value before prediction: XGBoost 3 raises on an unknown
-category, and a missing value is what its trees are built to route.
+Kinds, decided once for each column when the schema is inferred: ``numeric``
+(numbers, missing values stay missing), ``boolean`` (true/false, fed as 1/0),
+``categorical`` (text, fed to XGBoost as a pandas ``category`` with the levels
+seen in training, in sorted order) and ``datetime`` (dates and times, fed as the
+numeric parts recorded with the feature: year, month, day, day of week, and the
+hour where the values carry a time). A level never seen in training is turned
+into a missing value before prediction: XGBoost 3 raises on an unknown category,
+and a missing value is what its trees are built to route.
+
+Training input must hold what its kinds say (:meth:`TableSchema.model_input`
+refuses a number column holding text); scoring input may not
+(:meth:`TableSchema.scoring_input` says which rows cannot be scored, and why).
 
 Classes are the target's distinct values in sorted order (numbers numerically,
 text alphabetically, ``False`` before ``True``); class ``i`` is code ``i`` for XGBoost.
@@ -21,13 +28,17 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
 from pipeline_steps.errors import DataValidationError
 from pipeline_steps.text import some
 
-NUMERIC, BOOLEAN, CATEGORICAL = "numeric", "boolean", "categorical"
+NUMERIC, BOOLEAN, CATEGORICAL, DATETIME = "numeric", "boolean", "categorical", "datetime"
+# The numeric parts a date column is fed as; "hour" only where its values carry a time of day.
+DATE_PARTS = ("year", "month", "day", "dayofweek")
+TIME_PART = "hour"
 Label = str | int | bool
 # A text column with a different value in each of at least this many rows reads as a row id.
 ID_MIN_ROWS = 20
@@ -42,6 +53,8 @@ def as_label(value: Any) -> Label:
         return bool(value)
     if ptypes.is_number(value) and float(value).is_integer():
         return int(value)
+    if ptypes.is_number(value):
+        return float(value)  # a plain float, not numpy's (its repr reads np.float64(0.5))
     return str(value)
 
 
@@ -57,11 +70,17 @@ DROPPED_BY_SETTING = "named in DROP_COLUMNS"
 
 @dataclass(frozen=True)
 class Feature:
-    """One input column: its kind and, for text columns, the levels seen in training."""
+    """One input column: its kind; for text columns the levels seen in training, for dates their parts."""
 
     name: str
     kind: str
     levels: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
+
+    @property
+    def model_columns(self) -> list[str]:
+        """The columns the model reads for this feature: itself, or one per date part."""
+        return [f"{self.name}.{part}" for part in self.parts] if self.kind == DATETIME else [self.name]
 
 
 @dataclass(frozen=True)
@@ -95,7 +114,8 @@ class TableSchema:
         return cls(
             target=raw["target"],
             classes=tuple(raw["classes"]),
-            features=tuple(Feature(f["name"], f["kind"], tuple(f["levels"])) for f in raw["features"]),
+            features=tuple(Feature(f["name"], f["kind"], tuple(f["levels"]), tuple(f.get("parts") or ()))
+                           for f in raw["features"]),
             positive_class=raw.get("positive_class"),
             dropped=dict(raw.get("dropped") or {}),
             notes=tuple(raw.get("notes") or ()),
@@ -119,43 +139,142 @@ class TableSchema:
         return pd.Series([self.classes[int(c)] for c in codes])
 
     def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The model's input from a raw frame of the user's columns (extra columns are ignored)."""
+        """The model's input from a frame that passed validation (extra columns are ignored).
+
+        A value its column's kind cannot hold (text in a number column, a date that does not
+        parse) is an error naming the column: training data never carries one.
+        """
+        inputs, problems = self._inputs(frame)
+        for feature, bad in problems.items():
+            if bad.any():
+                raise DataValidationError(
+                    f"column {feature.name!r} must hold {_KIND_WORDS[feature.kind][0]}, as in training; "
+                    f"{int(bad.sum())} value(s) do not: {some(_examples(frame[feature.name], bad))}"
+                )
+        return inputs
+
+    def scoring_input(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+        """The model's input from a table to score, and for each row why it cannot be scored (or None).
+
+        A value its column's kind cannot hold makes that row unusable rather than the
+        whole table: batch scoring answers every other row and says which it did not.
+        """
+        inputs, problems = self._inputs(frame)
+        reasons: list[str | None] = [None] * len(frame)
+        for feature, bad in problems.items():
+            values = frame[feature.name].to_numpy()
+            for row in np.flatnonzero(bad.to_numpy()):
+                said = (f"column {feature.name!r} holds {str(values[row])!r}, "
+                        f"not {_KIND_WORDS[feature.kind][1]}")
+                reasons[row] = said if reasons[row] is None else f"{reasons[row]}; {said}"
+        return inputs, pd.Series(reasons, index=frame.index, dtype=object)
+
+    def analysis_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The features as a drift test compares them: numbers (a value its kind cannot hold is
+        missing), date parts, and text as text, every level kept (a new one is a change to see)."""
+        return self._inputs(frame, keep_levels=True)[0]
+
+    def _inputs(self, frame: pd.DataFrame,
+                keep_levels: bool = False) -> tuple[pd.DataFrame, dict[Feature, pd.Series]]:
         missing = [name for name in self.feature_names if name not in frame.columns]
         if missing:
             raise DataValidationError(
                 f"the frame lacks column(s) the model was trained on: {some(missing)}"
             )
+        columns, problems = [], {}
+        for feature in self.features:
+            values, bad = _coerce(frame[feature.name], feature, keep_levels)
+            columns.append(values)
+            if bad is not None:
+                problems[feature] = bad
         # Joined, not built from a dict: that consolidates the float columns into one new
         # block, a copy of most of the table; concat keeps a float64 column shared with
         # ``frame`` (copy-on-write keeps both safe).
-        return pd.concat([_coerce(frame[f.name], f).rename(f.name) for f in self.features], axis=1)
+        return pd.concat(columns, axis=1), problems
 
 
-def _coerce(column: pd.Series, feature: Feature) -> pd.Series:
+# What a kind's values are, in a message: (many, one). Only these two kinds can refuse a value.
+_KIND_WORDS = {NUMERIC: ("numbers", "a number"), DATETIME: ("dates or times", "a date or time")}
+
+
+def _examples(column: pd.Series, bad: pd.Series) -> list[str]:
+    return [repr(v) for v in pd.unique(column[bad].astype(str))[:3]]
+
+
+def parse_datetimes(column: pd.Series) -> pd.Series:
+    """Dates and times as timestamps in UTC, without a time zone; what does not parse is NaT.
+
+    ISO 8601 first, in one vectorised pass; the values that failed it (day/month/year
+    dates, say) are tried one by one, which is slow but only for them. Without a time
+    zone because MLflow's model signature accepts none.
+    """
+    if ptypes.is_datetime64_any_dtype(column):
+        parsed = pd.to_datetime(column, utc=True)
+    else:
+        text = column.astype("string").str.strip()
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        parsed = parsed.astype("datetime64[ns, UTC]")
+        retry = parsed.isna() & text.notna()
+        if retry.any():
+            parsed[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce", utc=True)
+    return parsed.dt.tz_localize(None)
+
+
+def date_parts(stamps: pd.Series) -> tuple[str, ...]:
+    """The parts a date column is fed as: with the hour when any of its values has a time of day."""
+    present = stamps.dropna()
+    has_time = bool(len(present)) and bool((present != present.dt.normalize()).any())
+    return (*DATE_PARTS, TIME_PART) if has_time else DATE_PARTS
+
+
+def _coerce(column: pd.Series, feature: Feature,
+            keep_levels: bool = False) -> tuple[pd.Series | pd.DataFrame, pd.Series | None]:
+    """The model's column(s) for one feature, and which present values its kind cannot hold (None: all can).
+
+    ``keep_levels``: text stays text with every level, not the model's categories.
+    """
     if feature.kind == CATEGORICAL:
-        text = column.astype("string")
-        seen = text.isin(feature.levels) | text.isna()
-        if not seen.all():
-            unseen = sorted(set(text[~seen]))
-            log.warning(
-                "column %r: %d value(s) not seen in training, scored as missing: %s",
-                feature.name, int((~seen).sum()), some(unseen),
-            )
-        return text.where(seen).astype(pd.CategoricalDtype(categories=list(feature.levels)))
+        return _categories(column, feature, keep_levels), None
     if feature.kind == BOOLEAN:
-        return column.map(lambda v: float(v) if v in _BOOLEAN_VALUES else float("nan")).astype("float64")
+        values = column.map(lambda v: float(v) if v in _BOOLEAN_VALUES else float("nan")).astype("float64")
+        return values.rename(feature.name), None
+    if feature.kind == DATETIME:
+        stamps = parse_datetimes(column)
+        parts = pd.concat([getattr(stamps.dt, part).astype("float64").rename(f"{feature.name}.{part}")
+                           for part in feature.parts], axis=1)
+        return parts, stamps.isna() & column.notna()
+    return _numbers(column, feature.name)
+
+
+def _categories(column: pd.Series, feature: Feature, keep_levels: bool) -> pd.Series:
+    """Text as the model's categories (a level never seen in training is missing), or as text."""
+    text = column.astype("string")
+    if keep_levels:
+        return text.astype(object).where(text.notna(), None).rename(feature.name)
+    seen = text.isin(feature.levels) | text.isna()
+    if not seen.all():
+        unseen = sorted(set(text[~seen]))
+        log.warning(
+            "column %r: %d value(s) not seen in training, scored as missing: %s",
+            feature.name, int((~seen).sum()), some(unseen),
+        )
+    return text.where(seen).astype(pd.CategoricalDtype(categories=list(feature.levels))).rename(feature.name)
+
+
+def _numbers(column: pd.Series, name: str) -> tuple[pd.Series, pd.Series | None]:
+    """A number column as float64, and which present values are not numbers (None: a numeric dtype)."""
     if column.dtype == "float64":
-        return column  # to_numeric would copy it
-    try:
-        return pd.to_numeric(column).astype("float64")
-    except (ValueError, TypeError):
-        raise DataValidationError(
-            f"column {feature.name!r} must hold numbers, as in training; found {column.iloc[0]!r}"
-        ) from None
+        return column.rename(name), None  # to_numeric would copy it
+    if ptypes.is_numeric_dtype(column) or ptypes.is_bool_dtype(column):
+        return column.astype("float64").rename(name), None
+    numbers = pd.to_numeric(column, errors="coerce").astype("float64")
+    return numbers.rename(name), numbers.isna() & column.notna()
 
 
 def kind_of(column: pd.Series) -> str:
-    """Numeric, boolean or categorical, from the column's values."""
+    """Numeric, boolean, datetime or categorical, from the column's (already typed) values."""
+    if ptypes.is_datetime64_any_dtype(column):
+        return DATETIME
     if ptypes.is_bool_dtype(column):
         return BOOLEAN
     if ptypes.is_numeric_dtype(column):
@@ -171,8 +290,7 @@ def _drop_reason(column: pd.Series, kind: str, rows: int) -> str | None:
     if present.empty:
         return "entirely empty"
     if present.eq(present.iloc[0]).all():  # not nunique(): hashing a million floats takes 70 ms a column
-        value = present.iloc[0]
-        return f"constant ({getattr(value, 'item', lambda: value)()!r} in every row)"
+        return f"constant ({as_label(present.iloc[0])!r} in every row)"
     if kind == CATEGORICAL and present.nunique() == rows >= ID_MIN_ROWS:
         return "a different text in every row, like a row id (name it in DROP_COLUMNS to silence this)"
     return None
@@ -232,7 +350,8 @@ def infer(
             notes.append(f"column {name!r} has a different whole number in every row: "
                          "if it is a row id, name it in DROP_COLUMNS")
         levels = tuple(sorted({str(v) for v in column.dropna().unique()})) if kind == CATEGORICAL else ()
-        features.append(Feature(str(name), kind, levels))
+        parts = date_parts(column) if kind == DATETIME else ()
+        features.append(Feature(str(name), kind, levels, parts))
     notes += [f"column {name!r} dropped: {why}" for name, why in dropped.items()]
     notes += [f"DROP_COLUMNS names {name!r}, which the table does not have"
               for name in drop_columns if name not in frame.columns]

@@ -28,6 +28,8 @@ METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "f1_mac
 # an imbalanced table by never predicting it. f1_macro or balanced_accuracy weigh
 # every class the same when no one class is "the" positive one.
 GATE_METRICS = ("f1", "f1_macro", "balanced_accuracy", "roc_auc", "accuracy")
+# INVALID_NUMBERS: text in a number column refuses the table, or becomes a missing value (counted).
+INVALID_NUMBERS = ("refuse", "missing")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # one flat reco
     xgb_params: dict[str, Any] = field(default_factory=dict)
     drop_columns: tuple[str, ...] = ()
     positive_class: str | None = None
+    drop_duplicate_rows: bool = False
+    invalid_numbers: str = "refuse"
     git_commit: str | None = None
     image: str | None = None
     airflow_api: AirflowApiSettings | None = None
@@ -162,8 +166,8 @@ def _int(env: Mapping[str, str], name: str, minimum: int | None = None) -> int:
     return value
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    raw = str(_given(env, name, False)).lower()
+def _bool(env: Mapping[str, str], name: str, default: bool | None = None) -> bool:
+    raw = str(_given(env, name, default is not None) or default).lower()
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes")
@@ -225,6 +229,13 @@ def _drop_columns(env: Mapping[str, str], target: str) -> tuple[str, ...]:
     if target in names:
         raise SettingsError(f"DROP_COLUMNS names the target column {target!r} (TARGET_COLUMN)")
     return names
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = _text(env, name, choices[0])
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _delimiter(env: Mapping[str, str]) -> str:
@@ -305,6 +316,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         xgb_params=_xgb_params(env, parameters.xgb_params(params)),
         drop_columns=_drop_columns(env, target),
         positive_class=_optional(env, "POSITIVE_CLASS"),
+        drop_duplicate_rows=_bool(env, "DROP_DUPLICATE_ROWS", default=False),
+        invalid_numbers=_choice(env, "INVALID_NUMBERS", INVALID_NUMBERS),
         git_commit=_optional(env, "GIT_COMMIT"),
         image=_optional(env, "STEP_IMAGE"),
         airflow_api=_airflow_api(env),

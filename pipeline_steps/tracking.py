@@ -71,8 +71,8 @@ def log_files(client: Any, run_id: str, files: dict[str, bytes]) -> None:
             client.log_artifact(run_id, str(Path(tmp, name)))
 
 
-def load_run_json(client: Any, run_id: str, path: str) -> Any | None:
-    """A JSON artifact of a run, or None when the run has no such file."""
+def load_run_bytes(client: Any, run_id: str, path: str) -> bytes | None:
+    """An artifact of a run, or None when the run has no such file."""
     from mlflow.exceptions import MlflowException  # pylint: disable=import-outside-toplevel
 
     if path not in {a.path for a in client.list_artifacts(run_id)}:
@@ -82,7 +82,13 @@ def load_run_json(client: Any, run_id: str, path: str) -> Any | None:
             local = client.download_artifacts(run_id, path, tmp)
         except MlflowException as exc:
             raise service_error(exc, f"cannot read {path} of MLflow run {run_id!r}") from None
-        return json.loads(Path(local).read_text(encoding="utf-8"))
+        return Path(local).read_bytes()
+
+
+def load_run_json(client: Any, run_id: str, path: str) -> Any | None:
+    """A JSON artifact of a run, or None when the run has no such file."""
+    found = load_run_bytes(client, run_id, path)
+    return None if found is None else json.loads(found)
 
 
 def get_run(client: Any, run_id: str) -> Any:

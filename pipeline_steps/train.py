@@ -1,8 +1,11 @@
 """Step 2: train an XGBoost classifier on the prepared split and track it in MLflow.
 
 The run records the parameters, the seed, the data version, the git commit, the
-image of each step so far and the training schema (``schema.json``: columns,
-kinds, category levels, classes, and the columns dropped with why). ``model.pkl``
+image of each step so far, the training schema (``schema.json``: columns,
+kinds, category levels, classes, and the columns dropped with why), the count
+of rows prepare left out and why (``rows.*`` tags) and the hashes of the rows the
+model learnt (``train_rows.npy``: evaluate uses them to tell, later, which test
+rows a Staging model has seen). ``model.pkl``
 is saved to ``--output`` and to the run, and the model is also logged as an MLflow
 pyfunc that answers in the user's labels, which is what the registry versions.
 ``train.json`` under ``--output`` tells evaluate where it all is. With
@@ -17,7 +20,7 @@ import logging
 import pickle
 from typing import Any
 
-from pipeline_steps import data, provenance, storage, tracking
+from pipeline_steps import data, provenance, rows, split, storage, tracking
 from pipeline_steps.model import LabelledModel, fit
 from pipeline_steps.schema import TableSchema
 from pipeline_steps.cli import exit_process, make_parser, run_cli
@@ -29,7 +32,7 @@ TAG_TUNE_RUN = "tune.run_id"
 
 
 def _log_run(  # pylint: disable=too-many-arguments,too-many-positional-arguments
-    settings: Settings, manifest: dict[str, Any], model: LabelledModel, model_bytes: bytes, frame: Any,
+    settings: Settings, manifest: dict[str, Any], model: LabelledModel, files: dict[str, bytes], frame: Any,
     tuned: tuple[dict[str, Any], str | None],
 ) -> Any:
     # pylint: disable=import-outside-toplevel
@@ -45,6 +48,8 @@ def _log_run(  # pylint: disable=too-many-arguments,too-many-positional-argument
         tracking.TAG_SEED: str(settings.seed),
         tracking.TAG_DATASET: manifest["dataset"],
         "prepared_uri": manifest["prepared_uri"],
+        split.SCHEME_TAG: manifest["split"],
+        **rows.tags(manifest["rows"], manifest["rows_train"], manifest["rows_test"]),
     }
     xgb_params, tune_run = tuned
     if tune_run:
@@ -53,6 +58,8 @@ def _log_run(  # pylint: disable=too-many-arguments,too-many-positional-argument
         **{f"xgb.{k}": v for k, v in xgb_params.items()},
         "seed": settings.seed,
         "test_size": manifest["test_size"],
+        "drop_duplicate_rows": manifest["drop_duplicate_rows"],
+        "invalid_numbers": manifest["invalid_numbers"],
         "target": manifest["target"],
         "classes": ",".join(map(str, model.schema.classes)),
         "positive_class": model.schema.positive_class,
@@ -65,8 +72,8 @@ def _log_run(  # pylint: disable=too-many-arguments,too-many-positional-argument
     with mlflow.start_run(tags=tags) as run:
         mlflow.log_params(params)
         mlflow.log_dict(model.schema.to_dict(), tracking.SCHEMA_FILE)
-        tracking.log_files(mlflow.MlflowClient(), run.info.run_id, {tracking.MODEL_FILE: model_bytes})
-        registry_model.log(model, model_bytes, frame, tracking.LOGGED_MODEL_NAME)
+        tracking.log_files(mlflow.MlflowClient(), run.info.run_id, files)
+        registry_model.log(model, files[tracking.MODEL_FILE], frame, tracking.LOGGED_MODEL_NAME)
     return run
 
 
@@ -91,7 +98,9 @@ def train(settings: Settings, store: Storage, prepared_uri: str, output_uri: str
         log.warning("%s", note)
     model = fit(frame, schema, tuned[0], settings.seed)
     model_bytes = pickle.dumps(model)
-    run = _log_run(settings, manifest, model, model_bytes, frame, tuned)
+    files = {tracking.MODEL_FILE: model_bytes,
+             split.TRAIN_ROWS_FILE: store.read_bytes(manifest["train_rows_uri"])}
+    run = _log_run(settings, manifest, model, files, frame, tuned)
 
     result = {
         "step": "train",

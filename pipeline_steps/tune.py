@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline_steps import data, provenance, tracking
 from pipeline_steps.cli import exit_process, make_parser, run_cli
+from pipeline_steps.errors import data_problem
 from pipeline_steps.metrics import compute_metrics
 from pipeline_steps.model import fit
 from pipeline_steps.schema import TableSchema
@@ -52,8 +53,10 @@ def cross_validated(settings: Settings, frame: Any, schema: TableSchema, params:
 
     codes = schema.encode_labels(frame[schema.target]).to_numpy()
     folds = StratifiedKFold(n_splits=settings.tune.folds, shuffle=True, random_state=settings.seed)
+    with data_problem(f"the train split cannot be cut into {settings.tune.folds} stratified folds"):
+        cut = list(folds.split(frame, codes))
     scores = []
-    for fit_rows, held_rows in folds.split(frame, codes):
+    for fit_rows, held_rows in cut:
         model = fit(frame.iloc[fit_rows], schema, params, settings.seed)
         held = frame.iloc[held_rows]
         probabilities = model.predict_proba(held)

@@ -25,7 +25,7 @@ result="$(compose run --rm -T -e LOG_LEVEL="${LOG_LEVEL:-WARNING}" publish \
 python3 - "$result" "${AIRFLOW_PORT:-8080}" "$dag" <<'PY'
 import json, sys
 result, port, dag = json.loads(sys.argv[1].strip().splitlines()[-1]), sys.argv[2], sys.argv[3]
-line = f"published {result['dataset']} version {result['md5']} ({result['rows']} rows)"
+line = f"published {result['dataset']} version {result['md5']} ({result.get('accounting') or str(result['rows']) + ' rows'})"
 if result.get("announced"):
     line += f"; Airflow has the event, {dag} starts now: http://localhost:{port}/dags/{dag}"
 else:

@@ -40,21 +40,48 @@ def test_runs_as_non_root(docker: Docker, name: str) -> None:
     assert uid.isdigit() and int(uid) != 0, f"{ref(name)} runs as uid {uid}"
 
 
-def test_check_drift_measures_drift_with_evidently(docker: Docker) -> None:
-    """Evidently runs in the check-drift image (pandas<3): a shifted column drifts, the others do not."""
-    script = (
-        "import numpy as np, pandas as pd\n"
-        "from pipeline_steps import drift\n"
-        "rng = np.random.default_rng(0)\n"
-        "ref = pd.DataFrame({'a': rng.normal(0, 1, 400), 'b': rng.normal(0, 1, 400), "
-        "'c': rng.choice(['x', 'y'], 400)})\n"
-        "cur = ref.sample(frac=1, random_state=1).reset_index(drop=True)\n"
-        "cur['a'] = cur['a'] + 3\n"
-        "summary, html = drift.measure(ref, cur)\n"
+DRIFT_TABLES = (
+    "import numpy as np, pandas as pd\n"
+    "from pipeline_steps import drift\n"
+    "from pipeline_steps.errors import DataValidationError\n"
+    "from pipeline_steps.schema import Feature, TableSchema\n"
+    "schema = TableSchema(target='t', classes=(0, 1), features=(Feature('a', 'numeric'), "
+    "Feature('b', 'numeric'), Feature('c', 'categorical', ('x', 'y'))))\n"
+    "rng = np.random.default_rng(0)\n"
+    "ref = pd.DataFrame({'a': rng.normal(0, 1, 400), 'b': rng.normal(0, 1, 400), "
+    "'c': rng.choice(['x', 'y'], 400), 't': rng.integers(0, 2, 400)})\n"
+    "cur = ref.sample(frac=1, random_state=1).reset_index(drop=True)\n"
+    "cur['a'] = cur['a'] + 3\n"
+)
+
+
+def test_check_drift_measures_drift_with_evidently_as_the_schema_s_kinds(docker: Docker) -> None:
+    """Evidently runs in the check-drift image (pandas<3): a shifted column drifts, the others do not; the
+    label is not counted among the columns; an older version's text in a number column is a gap, not a crash."""
+    script = DRIFT_TABLES + (
+        "summary, html = drift.measure(ref, cur, schema)\n"
         "print(summary.line(), len(html) > 10000)\n"
+        "typo = ref.astype({'b': object})\n"
+        "typo.loc[:5, 'b'] = 'oops'\n"
+        "print(drift.measure(typo, cur, schema)[0].line())\n"
     )
     done = docker("run", "--rm", "--entrypoint", "python", ref("check-drift"), "-c", script)
-    assert done.stdout.strip() == "1 of 3 columns drifted (33%): a True", done.stdout + done.stderr
+    assert done.stdout.strip().splitlines() == ["1 of 3 columns drifted (33%): a True",
+                                                "1 of 3 columns drifted (33%): a"], done.stdout + done.stderr
+
+
+def test_data_evidently_cannot_compare_is_a_data_problem_named_in_one_line(docker: Docker) -> None:
+    """What Evidently raises on the data is a DataValidationError (exit code 3: no retry), not a traceback."""
+    script = DRIFT_TABLES + (
+        "try:\n"
+        "    drift.measure(ref, cur.assign(a=np.nan), schema)\n"
+        "except DataValidationError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = docker("run", "--rm", "--entrypoint", "python", ref("check-drift"), "-c", script)
+    assert done.stdout.strip() == (
+        "Evidently could not compare the two data versions: ValueError: An empty column 'a' was provided "
+        "for drift calculation in the current dataset."), done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("name", ["check-drift", "tune", "train", "evaluate"])

@@ -457,18 +457,20 @@ def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack
     client = stack.airflow()
     client.wait_until_idle()
     known = {run["dag_run_id"] for run in client.runs()}
-    # A new version of the same table: one row repeated (prepare drops duplicates, so the
-    # model, and its score against the Staging model's, stay the same).
+    # A new version that shares every row with the Staging model's: the same rows in another
+    # order. Each row keeps its side of the split, so the Staging model is scored on rows it
+    # never learnt, and the new model (the same rows, the same split) is as good as it.
     table = stack.s3().get_object(Bucket="dvc-data", Key=data_object_key(published_pointer(stack)["md5"])
-                                  )["Body"].read().decode()
+                                  )["Body"].read().decode().splitlines()
     new_file = tmp_path / "breast_cancer_v2.csv"
-    new_file.write_text(table + table.splitlines()[1] + "\n", encoding="utf-8")
+    new_file.write_text("\n".join([table[0], *reversed(table[1:])]) + "\n", encoding="utf-8")
 
     published_at = time.monotonic()
     done = stack_command("make", "publish", f"FILE={new_file}")
     md5 = published_pointer(stack)["md5"]
     assert done.stdout.strip().splitlines()[-1].startswith(
-        f"published breast_cancer version {md5} (570 rows); Airflow has the event"
+        f"published breast_cancer version {md5} (breast_cancer_v2.csv: 569 rows, every one kept); "
+        "Airflow has the event"
     ), done.stdout
     deadline = time.monotonic() + 300
     while not (new := [r for r in client.runs() if r["dag_run_id"] not in known]):
@@ -489,6 +491,10 @@ def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack
     assert drift_line.startswith("data drift since the Staging model's data: "), drift_line
     new_run = mlflow_client(stack).get_run(version.run_id)
     assert new_run.data.tags["drift.summary"] == drift_line
+    # The comparison was fair, and the reason says so: the Staging model had seen none of the test rows.
+    assert new_run.data.tags["champion.seen_test_rows"] == "0"
+    test_rows = new_run.data.tags["rows.test"]
+    assert f"it was trained on none of these {test_rows} test rows" in new_run.data.tags["gate.reason"]
     assert 0.0 <= new_run.data.metrics["drift.share"] <= 1.0
     assert "drift_report.html" in {a.path for a in mlflow_client(stack).list_artifacts(version.run_id)}
 
@@ -522,6 +528,13 @@ def test_make_rollback_serves_the_version_approved_before(stack: Stack) -> None:
         f"(rolled back from version {serving.version})"), done.stdout
     assert production(stack).version == before.version
     assert versions_in_stage(stack, "Production") == [before.version]
+    # Nothing approved before that one: a second rollback says so, and Production stays as it is.
+    again = stack_command("make", "rollback")
+    stack.runs.append(again.stdout.strip().splitlines()[0].split(" run ", 1)[1].split(" ", 1)[0])
+    assert again.stdout.strip().splitlines()[-1] == (
+        f"rollback_production: skipped: nothing to roll back to: ct-xgboost version {before.version} is the "
+        "only approved version left, and Production stays as it is"), again.stdout
+    assert production(stack).version == before.version
 
     # The next scoring run (here by hand, on any s3:// file) uses the version rolled back to.
     key = "inputs/to_score.csv"
@@ -545,8 +558,20 @@ def test_a_file_that_fails_validation_is_not_published_and_starts_nothing(
     done = stack_command("make", "publish", f"FILE={bad}", check=False)
     assert done.returncode != 0
     assert "error: publish_data: target column 'target' not found" in done.stderr, done.stderr
+    assert done.stdout == "", done.stdout  # nothing but the error: no stray line before make's own
     assert published_pointer(stack) == pointer
     assert asset_events(stack) == events
+    # A column of numbers with a word in it: refused naming the column, the count and the value.
+    table = stack.s3().get_object(Bucket="dvc-data", Key=data_object_key(pointer["md5"]))["Body"].read()
+    lines = table.decode().splitlines()
+    typo = tmp_path / "typo.csv"
+    typo.write_text("\n".join([lines[0], *("oops" + line[line.index(","):] for line in lines[1:4]),
+                               *lines[4:]]) + "\n", encoding="utf-8")
+    done = stack_command("make", "publish", f"FILE={typo}", check=False)
+    assert done.returncode != 0 and done.stdout == "", done.stdout
+    assert (f"error: publish_data: column '{lines[0].split(',')[0]}' in typo.csv holds numbers, but 3 value(s) "
+            "are not: 'oops'") in done.stderr, done.stderr
+    assert published_pointer(stack) == pointer and asset_events(stack) == events
 
 
 def test_s3_gone_for_30_seconds_during_training_is_survived_by_a_retry(stack: Stack) -> None:

@@ -50,15 +50,18 @@ def run_prepare(store: Storage, prefix: str, payload: bytes, name: str = "input.
         (b"a,b,target\n1,2,0.5\n2,3,1\n", "holds fractional values"),
         (b"a,b,target\n1,2,yes\n2,3,yes\n", "has a single class ('yes'); need at least two"),
         (b"a,b,target\n1,2,yes\n2,3,no\n3,4,no\n", "has a class with a single row"),
-        (b"a,day,target\n1,2024-01-01,0\n2,2024-01-02,1\n3,2024-01-03,0\n4,2024-01-04,1\n",
-         "column 'day' in s3://"),
+        (b"a,day,target\n" + b"".join(b"%d,2024-01-0%d,%d\n" % (i, i, i % 2) for i in range(1, 10))
+         + b"9,2024-02-30,1\n", "but 1 value(s) are not: '2024-02-30'"),
+        (b"a,b,target\n" + b"".join(b"%d,%d,%d\n" % (i, i * 7, i % 2) for i in range(30)) + b"1,oops,0\n",
+         "column 'b' in s3://"),
         (b"a,b,target\n" + b"".join(b"1,id%d,%d\n" % (i, i % 2) for i in range(20)),
          "no usable feature column besides 'target': a is constant (1 in every row); b is a "
          "different text in every row, like a row id"),
         (b"a,b,target\n", "has no data rows"),
     ],
     ids=["missing-target", "empty-file", "wrong-delimiter", "fractional-label", "one-class",
-         "single-row-class", "date-column", "nothing-usable", "header-only"],
+         "single-row-class", "unparseable-date", "text-in-a-number-column", "nothing-usable",
+         "header-only"],
 )
 def test_prepare_rejects_bad_data_with_a_message_naming_the_cause(
     store: Storage, run_prefix: str, capsys: pytest.CaptureFixture[str], payload: bytes, message: str

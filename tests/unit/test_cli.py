@@ -41,7 +41,8 @@ def test_a_step_prints_one_json_line_and_logs_to_stderr(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    assert (result["rows_train"], result["rows_test"]) == (16, 4)  # the duplicate row is dropped
+    assert result["rows_train"] + result["rows_test"] == 21  # the repeated row is kept: rows are observations
+    assert result["rows"] == {"raw": 21, "kept": 21, "dropped": {}, "coerced": {}}
     assert "preparing small.csv" in done.stderr
     timings = [line for line in done.stderr.splitlines() if line.startswith(cli.TIMING_PREFIX)]
     assert len(timings) == 1, done.stderr

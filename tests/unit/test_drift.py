@@ -17,6 +17,7 @@ import pytest
 
 from pipeline_steps import check_drift, drift, evaluate, prepare, publish_data, tracking
 from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.schema import TableSchema
 from pipeline_steps.settings import Settings
 from pipeline_steps.storage import Storage
 from tests.unit.pipeline_run import run_steps
@@ -43,11 +44,21 @@ def test_a_p_value_drifts_below_its_threshold_and_a_distance_at_or_above_it() ->
     assert not drift.column_drifted("Wasserstein distance (normed)", 0.09, 0.1)
 
 
-def test_the_summary_names_the_drifted_columns_and_keeps_evidently_s_share() -> None:
+def test_the_summary_names_the_drifted_columns_and_their_share() -> None:
     summary = drift.summarise(REPORT)
     assert summary == drift.DriftSummary(4, 2, 0.5, ("mean radius", "island"))
     assert summary.line() == "2 of 4 columns drifted (50%): mean radius, island"
     assert drift.summarise({"metrics": REPORT["metrics"][2:3]}).line() == "no column drifted (0 of 1)"
+
+
+def test_the_label_is_not_counted_among_the_feature_columns_but_its_drift_is_said() -> None:
+    with_label = {"metrics": [*REPORT["metrics"], value_drift("target", "Z-test p_value", 0.05, 1e-6)]}
+    summary = drift.summarise(with_label, target="target")
+    assert (summary.columns, summary.drifted, summary.share) == (4, 2, 0.5)
+    assert summary.line() == ("2 of 4 columns drifted (50%): mean radius, island; the label's distribution "
+                              "drifted too")
+    steady = {"metrics": [*REPORT["metrics"][2:3], value_drift("target", "Z-test p_value", 0.05, 0.9)]}
+    assert drift.summarise(steady, target="target").line() == "no column drifted (0 of 1)"
 
 
 def test_evaluate_logs_the_drift_summary_and_report_to_the_run(
@@ -88,13 +99,16 @@ def test_check_drift_compares_with_the_staging_models_data_and_stops_only_above_
     run_steps(settings, store, f"{run_prefix}/first", data_version=staged["md5"])
     newer = publish_data.publish(settings, store, shifted(first, "mean_radius"), "breast_cancer.csv")
     prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", data_version=newer["md5"])
+    prepared_schema = TableSchema.from_dict(store.read_json(f"{run_prefix}/prepare/prepare.json")["schema"])
 
     compared: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
-    def measure(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[drift.DriftSummary, bytes]:
+    def measure(reference: pd.DataFrame, current: pd.DataFrame,
+                schema: TableSchema) -> tuple[drift.DriftSummary, bytes]:
         # Evidently itself runs in the check-drift image (tests/images); here, what it is given.
         compared.append((reference, current))
-        return drift.DriftSummary(31, 1, 1 / 31, ("mean_radius",)), b"<html>report</html>"
+        assert schema.feature_names == prepared_schema.feature_names
+        return drift.DriftSummary(30, 1, 1 / 30, ("mean_radius",)), b"<html>report</html>"
 
     monkeypatch.setattr(drift, "measure", measure)
     informs = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift")
@@ -103,7 +117,7 @@ def test_check_drift_compares_with_the_staging_models_data_and_stops_only_above_
     assert len(reference) == 569 and len(current) == prepared["rows_train"] + prepared["rows_test"]
     assert informs["reference_version"] == staged["md5"]
     assert informs["drift_line"] == ("data drift since the Staging model's data: "
-                                     "1 of 31 columns drifted (3%): mean_radius")
+                                     "1 of 30 columns drifted (3%): mean_radius")
     assert "skip_reason" not in informs
     assert store.read_bytes(informs["report_uri"]) == b"<html>report</html>"
 

@@ -120,13 +120,16 @@ def test_promotion_serves_the_approved_version_and_rollback_returns_to_the_one_b
     assert (alias(settings, "production"), stage(settings, "1"), stage(settings, "2")) == (
         "1", "Production", "Archived")
     assert alias(settings, "staging") == "2"  # the Staging model is not touched
-    with pytest.raises(PipelineError, match="version 1 is the only approved version left"):
-        promote.rollback(settings)
+    assert promote.rollback(settings) == {"step": "rollback", "skip_reason": (
+        f"nothing to roll back to: {name} version 1 is the only approved version left, and Production "
+        "stays as it is")}
     assert alias(settings, "production") == "1"
 
 
-def test_rollback_without_production_and_promoting_a_missing_version_fail_clearly(settings: Settings) -> None:
-    with pytest.raises(PipelineError, match="has no Production model to roll back"):
-        promote.rollback(settings)
+def test_rollback_without_production_says_so_and_promoting_a_missing_version_fails_clearly(
+    settings: Settings,
+) -> None:
+    assert promote.rollback(settings) == {
+        "step": "rollback", "skip_reason": f"{settings.model_name} has no Production model to roll back"}
     with pytest.raises(PipelineError, match=f"model {settings.model_name} has no version 7"):
         promote.promote(settings, "7", "alice")

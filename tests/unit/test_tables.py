@@ -82,9 +82,15 @@ def test_a_column_like_a_row_id_is_reported() -> None:
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (table(signed_up=["2024-01-31", "2024-02-01 10:30:00"] * (ROWS // 2)),
-         "column 'signed_up' in t.csv holds dates or times: name it in DROP_COLUMNS"),
+        (table(signed_up=["2024-01-31", "2024-02-01 10:30:00"] * (ROWS // 2 - 1) + ["2024-13-45", "soon"]),
+         "column 'signed_up' in t.csv holds dates or times, but 2 value(s) are not: '2024-13-45', 'soon'"),
+        (table(amount=[str(i) for i in range(ROWS - 3)] + ["oops"] * 3),
+         "column 'amount' in t.csv holds numbers, but 3 value(s) are not: 'oops'; fix those values, or "
+         "set INVALID_NUMBERS=missing"),
+        (table(amount=[1.0, float("inf")] * (ROWS // 2)),
+         "column 'amount' in t.csv holds infinite values (inf)"),
         (table(label=["yes"] * ROWS), "target column 'label' in t.csv has a single class ('yes')"),
+        (table(label=[1] * ROWS), "target column 'label' in t.csv has a single class (1); need at least two"),
         (table(label=["no", "yes"] * (ROWS // 2 - 1) + ["no", "maybe"]),
          "target column 'label' in t.csv has a class with a single row; a stratified split needs "
          "at least two rows per class: 'maybe'"),
@@ -96,8 +102,9 @@ def test_a_column_like_a_row_id_is_reported() -> None:
         (table(amount=[1.0] * ROWS, customer=[f"C{i}" for i in range(ROWS)]),
          "t.csv: no usable feature column besides 'label': amount is constant"),
     ],
-    ids=["date-column", "one-class", "single-row-class", "fractional-label", "no-labels",
-         "no-features", "all-features-dropped"],
+    ids=["unparseable-date", "text-in-a-number-column", "infinite-number", "one-class", "one-numbered-class",
+         "single-row-class",
+         "fractional-label", "no-labels", "no-features", "all-features-dropped"],
 )
 def test_a_table_that_cannot_be_trained_on_is_refused_in_one_line(frame: pd.DataFrame, message: str) -> None:
     with pytest.raises(DataValidationError) as raised:
