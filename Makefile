@@ -21,13 +21,19 @@ install: ## Create .venv with the package, every step's dependencies and the dev
 
 .PHONY: lint
 # Test names are the specification and pytest fixtures shadow by design: both checks are off in tests.
-lint: install install-airflow ## pylint on the package, the DAGs and the tests
+lint: install install-airflow ## pylint on the package, the DAGs and the tests; the generated files are current
+	$(UV) run python -m pipeline_steps.tools.generate --check
 	$(UV) run pylint pipeline_steps
 	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack tests/scale_out
-	$(UV) run pylint infra/scripts/airflow_client.py bench/stack.py bench/runs.py bench/dag.py bench/on_stack.py bench/scale.py \
+	$(UV) run pylint infra/scripts/airflow_client.py infra/scripts/stack.py
+	$(UV) run pylint bench/stack.py bench/runs.py bench/dag.py bench/on_stack.py bench/scale.py \
 	  images/bench/report.py images/layers.py
-	cd orchestration && $(UV) run pylint dags ct_scheduler.py
+	cd orchestration && $(UV) run pylint dags airflow_preloaded.py
 	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
+
+.PHONY: generate
+generate: install ## Write dvc.yaml, .env.example and README's settings table from the declarations of the steps and the settings
+	$(UV) run python -m pipeline_steps.tools.generate
 
 .PHONY: install-airflow
 install-airflow: ## Create orchestration/.venv: Airflow and the docker provider (from orchestration/uv.lock)
@@ -88,7 +94,6 @@ logs: ## Follow the logs of every service (SERVICE=name for one)
 clean: ## Stop the stack and delete its volumes: only with CONFIRM=yes
 	@if [ "$(CONFIRM)" != yes ]; then echo "error: make clean deletes every run, model and dataset of the stack; run: make clean CONFIRM=yes" >&2; exit 2; fi
 	@source infra/scripts/stack.sh && remove_step_containers && compose down --volumes --remove-orphans
-	rm -f infra/.s3-backend-$${COMPOSE_PROJECT_NAME:-ct} infra/.executor-$${COMPOSE_PROJECT_NAME:-ct}
 
 .PHONY: worker
 worker: ## Celery workers on this host for a stack on another (MAIN_HOST=address, WORKERS=N, QUEUES=...): README, Workers on other hosts
@@ -125,7 +130,9 @@ score: ## Score FILE (CSV or Parquet) with the Production model: publishes it, f
 
 .PHONY: reproduce
 reproduce: install ## Re-run a registered version from its recorded data, settings and images; compare metrics (VERSION=N)
-	@infra/scripts/reproduce.sh "$(VERSION)"
+	@test -n "$(VERSION)" || { echo "error: reproduce: name the model version: make reproduce VERSION=N" >&2; exit 2; }
+	@LOG_LEVEL=$${LOG_LEVEL:-WARNING} $(UV) run --frozen python -m pipeline_steps.tools.reproduce --version "$(VERSION)" \
+	  --env-file "$${ENV_FILE:-.env}" $(if $(filter-out no false 0,$(LOCAL)),--local)
 
 .PHONY: publish
 publish: ## Publish FILE (CSV or Parquet) as a new data version; the training run starts by itself

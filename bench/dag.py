@@ -73,7 +73,7 @@ FINDINGS = [
     "- **Scheduler idle sleep**, from one task's end to the next task being queued and started, and "
     "from the last task's end to the run's: 7.1 per run with `[scheduler] scheduler_idle_sleep_time` "
     "at its default 1 s; 3.7-5.2 with 0.2 s (`infra/docker-compose.yml`).",
-    "- **A skipped task held the run 5 s**: `tune_model` (tuning off) took 5.4, because a task's "
+    "- **A skipped task held the run 5 s**: `tune` (tuning off) took 5.4, because a task's "
     "supervisor noticed its process had exited only at its next check, every "
     "`[workers] min_heartbeat_interval` (5 s); a successful task reports its state before that, a "
     "skipped one after. With 1 s: 1.0.", "",
@@ -247,7 +247,7 @@ def measure_run(stack: BenchStack, client: Any, events: DockerEvents) -> dict[st
     load = os.getloadavg()[0]
     run_id = client.trigger({"force": True})
     state = client.follow(run_id, out=io.StringIO())
-    if state != "success" or client.task_states(run_id).get("register_model") != "success":
+    if state != "success" or client.task_states(run_id).get("register") != "success":
         raise SystemExit(f"bench: run {run_id} ended {state}: {client.outcome(run_id)}")
     time.sleep(1)  # the last container's events
     instances = client.task_instances(run_id)

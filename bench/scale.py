@@ -58,9 +58,9 @@ TIME_JUDGED_AT_ROWS = 1_000_000
 
 def xgb_params() -> dict[str, Any]:
     """params.yaml's train.xgb: what the steps fit with, and so the baseline too."""
-    from pipeline_steps import params  # pylint: disable=import-outside-toplevel
+    from pipeline_steps.settings import load_settings  # pylint: disable=import-outside-toplevel
 
-    return params.xgb_params(params.load({}))
+    return load_settings({}).xgb_params
 
 
 def make_table(rows: int, seed: int = SEED) -> pd.DataFrame:
@@ -151,11 +151,11 @@ def run_steps(table: str, outputs: str, env: dict[str, str]) -> dict[str, dict[s
     """prepare, train and evaluate as their CLIs, one process each, outputs under ``outputs``."""
     python = [sys.executable, "-m"]
     return {
-        "prepare": measured([*python, "pipeline_steps.prepare", "--input", table,
+        "prepare": measured([*python, "pipeline_steps.steps.prepare", "--input", table,
                              "--output", f"{outputs}/prepare"], env),
-        "train": measured([*python, "pipeline_steps.train", "--prepared", f"{outputs}/prepare",
+        "train": measured([*python, "pipeline_steps.steps.train", "--prepared", f"{outputs}/prepare",
                            "--output", f"{outputs}/train"], env),
-        "evaluate": measured([*python, "pipeline_steps.evaluate", "--trained", f"{outputs}/train",
+        "evaluate": measured([*python, "pipeline_steps.steps.evaluate", "--trained", f"{outputs}/train",
                               "--output", f"{outputs}/evaluate"], env),
     }
 
@@ -215,7 +215,7 @@ def baseline(csv: str) -> dict[str, float]:
     from sklearn.metrics import f1_score, roc_auc_score
     from xgboost import XGBClassifier
 
-    from pipeline_steps.split import split  # the steps' split: each row's side by its own id
+    from pipeline_steps.data.split import split  # the steps' split: each row's side by its own id
 
     frame = pd.read_csv(csv)
     text = [c for c in frame.select_dtypes(exclude="number").columns if c != TARGET]

@@ -54,7 +54,6 @@ class BenchStack:
     def __init__(self, project: str, ports: dict[str, int], extra_env: dict[str, str] | None = None) -> None:
         self.env = {
             "COMPOSE_PROJECT_NAME": project, "ENV_FILE": str(REPO / f".env.{project}"),
-            "CT_DOCKER_NETWORK": project,
             "AIRFLOW_PORT": str(ports["airflow"]), "MLFLOW_PORT": str(ports["mlflow"]),
             "S3_PORT": str(ports["s3"]), "S3_CONSOLE_PORT": str(ports["s3_console"]),
             # Nobody answers approval requests here: a pending one would hold every later run.
@@ -84,10 +83,11 @@ class BenchStack:
         return time.monotonic() - started, out
 
     def down(self) -> None:
-        """Remove the stack, its volumes, its .env, the secret files made from it and its S3 choice."""
+        """Remove the stack, its volumes, its .env (with the choices make up recorded there) and the
+        files made from it."""
         self.compose("down", "--volumes", "--remove-orphans")
         Path(self.env["ENV_FILE"]).unlink(missing_ok=True)
-        (REPO / "infra" / f".s3-backend-{self.env['COMPOSE_PROJECT_NAME']}").unlink(missing_ok=True)
+        Path(f"{self.env['ENV_FILE']}.settings").unlink(missing_ok=True)
         shutil.rmtree(f"{self.env['ENV_FILE']}.secrets", ignore_errors=True)
 
     @contextlib.contextmanager

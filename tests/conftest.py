@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_steps.settings import Settings, load_settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests import services
 
 SETTINGS_VARIABLES = (

@@ -3,8 +3,8 @@
 
 `make run`, `make follow`, `make approve`, `make reject`, `make rollback` and
 `make score` call this; the stack tests use the same client. Standard library
-only (its HTTP and Airflow login are the steps' own, `pipeline_steps.rest` and
-`pipeline_steps.announce`, which need nothing else), so it runs with any python3
+only (its HTTP and Airflow login are the steps' own, `pipeline_steps.services.rest` and
+`pipeline_steps.services.airflow_api`, which need nothing else), so it runs with any python3
 on the host. The last line printed is the
 run's outcome: registered (which version, and the gate's numbers) and waiting
 for approval, promoted or kept out of Production, stopped at the gate and why,
@@ -30,19 +30,20 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script: the package beside it
 # pylint: disable=wrong-import-position
-from pipeline_steps.announce import token
+from pipeline_steps import pipeline
 from pipeline_steps.errors import NotFoundError, PipelineError
-from pipeline_steps.rest import call_json
-from pipeline_steps.settings import AirflowApiSettings
+from pipeline_steps.pipeline import APPROVAL_TASK, GATE_TASK, KEEP_TASK, REASON_KEY, STOP_TASK
+from pipeline_steps.services.airflow_api import token
+from pipeline_steps.services.rest import call_json
+from pipeline_steps.settings import AirflowApiSettings, read_env_file
 
-DAG_ID = "ml_training_pipeline"
-ROLLBACK_DAG_ID = "rollback_production"
-SCORING_DAG_ID = "batch_scoring"
-SCORE_TASK = "score_table"
+DAG_ID = pipeline.TRAINING_DAG
+ROLLBACK_DAG_ID = pipeline.ROLLBACK_DAG
+SCORING_DAG_ID = pipeline.SCORING_DAG
+REGISTER_TASK, PROMOTE_TASK = pipeline.step("register").name, pipeline.step("promote").name
 FINISHED = {"success", "failed"}
 AWAITING = "awaiting_input"  # a human-in-the-loop task waiting for a person's answer
 QUEUED_BEHIND = "queued_behind_approval"  # queued (one run at a time) behind a run that waits for a person
-APPROVAL_TASK = "approve_promotion"
 PARK_SETTLE_SECONDS = 10  # see AirflowClient.answer_approval
 QUEUED_CHECK_SECONDS = 5  # how often a queued run being followed looks for an approval ahead of it
 # States of a try that ran and did not succeed (upstream_failed tasks never ran).
@@ -228,29 +229,28 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
 
     def _step_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str) -> str | None:
         """A one-step DAG (rollback, scoring): the step's own message, or why it was skipped."""
-        task = SCORE_TASK if dag_id == SCORING_DAG_ID else ROLLBACK_DAG_ID
-        if states.get(task) == "skipped":
-            return f"skipped: {self.xcom(run_id, task, 'reason', dag_id)}"
-        if states.get(task) == "success":
-            return str((self.xcom(run_id, task, dag_id=dag_id) or {}).get("message", "done"))
+        [step] = pipeline.of_dag(dag_id)
+        if states.get(step.name) == "skipped":
+            return f"{step.skipped}: {self.xcom(run_id, step.name, REASON_KEY, dag_id)}"
+        if states.get(step.name) == "success":
+            return str((self.xcom(run_id, step.name, dag_id=dag_id) or {}).get("message", "done"))
         return None
 
     def _training_outcome(self, run_id: str, states: dict[str, str | None]) -> str | None:
         """Registered (and what became of it), stopped at the gate, or skipped; None otherwise."""
-        if states.get("register_model") == "success":
-            registered = self.xcom(run_id, "register_model") or {}
-            reason = self.xcom(run_id, "quality_gate", "reason")
+        if states.get(REGISTER_TASK) == "success":
+            registered = self.xcom(run_id, REGISTER_TASK) or {}
+            reason = self.xcom(run_id, GATE_TASK, REASON_KEY)
             done = (f"registered {registered.get('model_name')} version {registered.get('version')} "
                     f"as {registered.get('alias')}: {reason}")
             return f"{done}; {self.promotion_outcome(run_id, states)}"
-        if states.get("stop_pipeline") == "success":
-            reason = self.xcom(run_id, "quality_gate", "reason")
+        if states.get(STOP_TASK) == "success":
+            reason = self.xcom(run_id, GATE_TASK, REASON_KEY)
             return f"stopped at the quality gate, nothing registered: {reason}"
-        if states.get("check_for_new_data") == "skipped":
-            reason = self.xcom(run_id, "check_for_new_data", "reason")
-            return f"skipped: {reason or 'no data version is newer than the Staging models'}"
-        if states.get("check_drift") == "skipped":
-            return f"stopped by data drift: {self.xcom(run_id, 'check_drift', 'reason')}"
+        # The first step whose skip ended the run (the check found nothing new, drift stopped it).
+        for step in pipeline.of_dag(DAG_ID):
+            if step.skipped and states.get(step.name) == "skipped":
+                return f"{step.skipped}: {self.xcom(run_id, step.name, REASON_KEY)}"
         return None
 
     def promotion_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str = DAG_ID) -> str:
@@ -259,10 +259,10 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
             return (f"waiting for approval: Approve or Reject it in the Airflow UI ({self.base_url}/dags/"
                     f"{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/{APPROVAL_TASK}"
                     "/required_actions) or with make approve / make reject")
-        if states.get("promote_model") == "success":
-            return (self.xcom(run_id, "promote_model", dag_id=dag_id) or {}).get("message", "promoted")
-        if states.get("keep_production") == "success":
-            return str(self.xcom(run_id, "keep_production", "reason", dag_id))
+        if states.get(PROMOTE_TASK) == "success":
+            return (self.xcom(run_id, PROMOTE_TASK, dag_id=dag_id) or {}).get("message", "promoted")
+        if states.get(KEEP_TASK) == "success":
+            return str(self.xcom(run_id, KEEP_TASK, REASON_KEY, dag_id))
         return f"promotion {states.get(APPROVAL_TASK)}"
 
     def pending_approvals(self, dag_id: str = DAG_ID) -> list[str]:
@@ -315,16 +315,6 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"run {run_id} still {state} after {timeout:.0f}s")
             time.sleep(1)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=value lines of the stack's .env."""
-    values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
 
 
 def main() -> int:

@@ -2,8 +2,9 @@
 # make publish FILE=path: publish a CSV or Parquet file as the dataset's newest
 # data version (validated, dvc push to S3, pointer moved) and post the Asset
 # event that starts ml_training_pipeline. With --to-score (make score) the file
-# is a table to score instead, and the event starts batch_scoring. Runs the ct-publish image on the
-# stack's network; the file goes in on stdin, so no bind mount or file mode matters.
+# is a table to score instead, and the event starts batch_scoring. Runs the publish_data
+# step's image on the stack's network; the file goes in on stdin, so no bind mount or
+# file mode matters. What the user reads: the step's warnings and error, or one last line.
 set -euo pipefail
 # shellcheck source=stack.sh
 source "$(dirname "$0")/stack.sh"
@@ -16,19 +17,19 @@ file="${1:-}"
 [ -f "$file" ] || die "$target: $file does not exist"
 [ -f "$ENV_FILE" ] || die "$target: $ENV_FILE not found: start the stack first (make up)"
 export_runtime_variables
-image="${CT_IMAGE_PREFIX:-ct-}publish:$CT_IMAGE_TAG"
+image="${CT_IMAGE_PREFIX:-ct-}publish-data:$CT_IMAGE_TAG"
 docker image inspect "$image" >/dev/null 2>&1 \
   || die "$target: the image $image (this commit's) is not built: run make up, which builds it and restarts the stack on it"
 
+# compose's own lines (creating the container, a bare exit code) are not the user's: only the step's.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+code=0
 result="$(compose run --rm -T -e LOG_LEVEL="${LOG_LEVEL:-WARNING}" publish \
-  --file - --name "$(basename "$file")" "${flags[@]}" <"$file")" || exit $?
-python3 - "$result" "${AIRFLOW_PORT:-8080}" "$dag" <<'PY'
-import json, sys
-result, port, dag = json.loads(sys.argv[1].strip().splitlines()[-1]), sys.argv[2], sys.argv[3]
-line = f"published {result['dataset']} version {result['md5']} ({result.get('accounting') or str(result['rows']) + ' rows'})"
-if result.get("announced"):
-    line += f"; Airflow has the event, {dag} starts now: http://localhost:{port}/dags/{dag}"
-else:
-    line += "; Airflow was not told: the daily run will pick it up (or: make run)"
-print(line)
-PY
+  --file - --name "$(basename "$file")" "${flags[@]}" <"$file" 2>"$log")" || code=$?
+if [ "$code" -ne 0 ]; then
+  "${STACK_PY[@]}" step-lines "$log" --failed
+  exit "$code"
+fi
+"${STACK_PY[@]}" step-lines "$log"
+"${STACK_PY[@]}" published "$result" "$dag" "$(setting AIRFLOW_PORT 8080)"

@@ -1,14 +1,15 @@
 # Shared by the stack scripts (sourced): the compose command, its files and the
 # variables the compose file reads that are not secrets (secrets live in .env, and
-# reach the containers as files from .env.secrets/).
+# reach the containers as files from .env.secrets/; settings as .env.settings).
+# What needs parsing or waiting is stack.py's (STACK_PY).
 # shellcheck shell=bash
 
 STACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_DIR="$(dirname "$STACK_DIR")"
 ENV_FILE="${ENV_FILE:-$REPO_DIR/.env}"
-BACKEND_FILE="$STACK_DIR/.s3-backend-${COMPOSE_PROJECT_NAME:-ct}"   # the S3 service `make up` chose
-EXECUTOR_FILE="$STACK_DIR/.executor-${COMPOSE_PROJECT_NAME:-ct}"    # the executor `make up` chose
+export ENV_FILE
 PROJECT="${COMPOSE_PROJECT_NAME:-ct}"
+STACK_PY=(python3 "$STACK_DIR/scripts/stack.py")
 # shellcheck source=../../images/lib.sh
 source "$REPO_DIR/images/lib.sh"
 
@@ -40,27 +41,21 @@ compose_command() {
   fi
 }
 
-s3_backend() {
-  if [ -n "${S3_BACKEND:-}" ]; then echo "$S3_BACKEND"
-  elif [ -f "$BACKEND_FILE" ]; then cat "$BACKEND_FILE"
-  else echo minio
-  fi
-}
-
-# local (LocalExecutor, the default) or celery (the celery profile): EXECUTOR, else what
-# make up chose last, so that make down and make ps see the same services.
-executor() {
-  if [ -n "${EXECUTOR:-}" ]; then echo "$EXECUTOR"
-  elif [ -f "$EXECUTOR_FILE" ]; then cat "$EXECUTOR_FILE"
-  else echo local
-  fi
-}
+# setting NAME DEFAULT: the environment's value, else .env's, else DEFAULT.
+setting() { "${STACK_PY[@]}" get "$1" "$2"; }
+# The S3 service and the executor: the environment's, else what make up recorded in .env, else the default.
+s3_backend() { setting S3_BACKEND minio; }
+executor() { setting EXECUTOR local; }
 
 export_runtime_variables() {
   CT_IMAGE_TAG="${CT_IMAGE_TAG:-$(git_tag)}"
   DOCKER_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)"
-  CT_SECRETS_DIR="$ENV_FILE.secrets"  # one file per secret, written by make-env.sh
-  export CT_IMAGE_TAG DOCKER_GID CT_SECRETS_DIR
+  CT_SECRETS_DIR="$ENV_FILE.secrets"  # one file per secret, written by stack.py env-file
+  CT_SETTINGS_FILE="$ENV_FILE.settings"  # the settings set in .env, for the services (stack.py env-file)
+  # The stack's own network: its containers and the step containers Airflow starts join it by name.
+  CT_DOCKER_NETWORK="${PROJECT}_mlops"
+  COMPOSE_PROJECT_NAME="$PROJECT"
+  export CT_IMAGE_TAG DOCKER_GID CT_SECRETS_DIR CT_SETTINGS_FILE CT_DOCKER_NETWORK COMPOSE_PROJECT_NAME
   local others  # the caller's own COMPOSE_PROFILES, without ours
   others="$(echo ",${COMPOSE_PROFILES:-}," | sed 's/,celery,/,/g; s/^,//; s/,$//')"
   case "$(executor)" in
@@ -78,8 +73,7 @@ require_worker_address() {
     0.0.0.0 | :: | 127.* | ::1 | localhost)
       die "WORKER_ADDRESS=$1: give this host's address on the network its workers are on, not a loopback or wildcard one" ;;
   esac
-  python3 -c "import socket, sys; socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET).bind((sys.argv[1], 0))" \
-    "$1" 2>/dev/null || die "WORKER_ADDRESS=$1 is not an address of this host (see: ip -brief address)"
+  "${STACK_PY[@]}" host-address "$1" || die "WORKER_ADDRESS=$1 is not an address of this host (see: ip -brief address)"
 }
 
 # Compose files over the stack's own (infra/compose.<name>.yml): remote-workers when make up
@@ -93,15 +87,30 @@ compose() {
   local backend
   backend="$(s3_backend)"
   [ -f "$STACK_DIR/compose.$backend.yml" ] || die "S3_BACKEND=$backend: no infra/compose.$backend.yml (use minio or seaweedfs)"
+  # make up writes it (stack.py env-file); compose reads it to load the file at all, down and ps too.
+  [ -f "$CT_SETTINGS_FILE" ] || : >"$CT_SETTINGS_FILE"
   "${COMPOSE[@]}" --project-name "$PROJECT" --project-directory "$STACK_DIR" --env-file "$ENV_FILE" \
     -f "$STACK_DIR/docker-compose.yml" -f "$STACK_DIR/compose.$backend.yml" \
     "${EXTRA_COMPOSE_FILES[@]/#/--file=$STACK_DIR/compose.}" "$@"
 }
 
-# Step containers still on the stack's network: the task that started one may have died
-# with its worker (Airflow removes them otherwise). The network cannot go while they are on it.
+# wait_healthy SECONDS SERVICE... [--jobs JOB...]: until they are; the setup jobs' last lines when not.
+wait_healthy() {
+  local code=0
+  "${STACK_PY[@]}" wait "$PROJECT" "$@" || code=$?
+  if [ "$code" -ne 0 ]; then
+    compose ps >&2 || true
+    for job in airflow-init s3-init mlflow; do compose logs --tail=15 "$job" >&2 || true; done
+    die "the stack did not become healthy; the last lines of its setup jobs are above (all logs: make logs)"
+  fi
+}
+
+# remove_step_containers [exited]: step containers on the stack's network (only those that ended,
+# with "exited"): the task that started one may have died with its scheduler or worker (Airflow
+# removes them otherwise), and the network cannot go while they are on it.
 remove_step_containers() {
-  local left
-  left="$(docker ps -aq --filter label=ct.step --filter "network=${CT_DOCKER_NETWORK:-mlops}" 2>/dev/null || true)"
+  local left filters=(--filter label=ct.step --filter "network=${PROJECT}_mlops")
+  [ "${1:-}" = exited ] && filters+=(--filter status=exited --filter status=created --filter status=dead)
+  left="$(docker ps -aq "${filters[@]}" 2>/dev/null || true)"
   [ -z "$left" ] || echo "$left" | xargs docker rm -f >/dev/null
 }

@@ -3,7 +3,9 @@
 # buckets exist and the first dataset is published; then print where things are.
 # EXECUTOR=celery WORKERS=N: CeleryExecutor, with Redis, N workers and Flower.
 # WORKER_ADDRESS=<this host's address>: also for workers on other hosts (make worker there);
-# WORKERS may then be 0.
+# WORKERS may then be 0. The executor and the S3 service chosen are recorded in .env
+# (EXECUTOR=, S3_BACKEND=), where make down, make ps and make logs read them; a plain make up
+# goes back to LocalExecutor.
 set -euo pipefail
 # shellcheck source=stack.sh
 source "$(dirname "$0")/stack.sh"
@@ -12,6 +14,7 @@ WAIT_SECONDS="${WAIT_SECONDS:-600}"
 # What was asked for is checked before anything changes.
 executor="${EXECUTOR:-local}"
 WORKERS="${WORKERS:-2}"
+case "$executor" in local | celery) ;; *) die "EXECUTOR=$executor: use local (the default) or celery" ;; esac
 case "$WORKERS" in '' | *[!0-9]*) die "WORKERS=$WORKERS: give a number of Celery workers" ;; esac
 if [ -n "${WORKER_ADDRESS:-}" ]; then
   [ "$executor" = celery ] || die "WORKER_ADDRESS is for Celery workers on other hosts: add EXECUTOR=celery"
@@ -24,14 +27,22 @@ fi
 
 require_docker
 compose_command
-"$(dirname "$0")/make-env.sh" "$ENV_FILE"
+"${STACK_PY[@]}" env-file "$ENV_FILE"
 export_runtime_variables
+
+airflow_port="$(setting AIRFLOW_PORT 8080)" mlflow_port="$(setting MLFLOW_PORT 5000)" s3_port="$(setting S3_PORT 9000)"
+# Ports: taken by something else than this stack is an error worth one line.
+if [ -z "$(compose ps -q 2>/dev/null || true)" ]; then
+  taken="$("${STACK_PY[@]}" port-in-use "$airflow_port" "$mlflow_port" "$s3_port")" \
+    || die "port $taken is already in use: stop what listens there, or set its *_PORT variable in .env (see .env.example)"
+fi
 
 image_available() { docker image inspect "$1" >/dev/null 2>&1 || docker pull -q "$1" >/dev/null 2>&1; }
 # service_image VARIABLE IMAGE NAME WHAT: VARIABLE's image (IMAGE unless set) where it can be had,
 # else our ct-NAME, built from WHAT; exported as VARIABLE for the compose file.
 service_image() {
-  local image="${!1:-$2}"
+  local image
+  image="$(setting "$1" "$2")"
   if ! image_available "$image"; then
     echo "stack: cannot pull $image; using ${CT_IMAGE_PREFIX:-ct-}$3 ($4)" >&2
     image="${CT_IMAGE_PREFIX:-ct-}$3:$CT_IMAGE_TAG"
@@ -42,20 +53,17 @@ service_image() {
 # The images the stack would pull, or the locally built fallbacks.
 service_image POSTGRES_IMAGE postgres:16-bookworm postgres "Debian's PostgreSQL"
 backend="$(s3_backend)"
-if [ "$backend" = minio ]; then
-  minio="$(awk '/image: quay.io\/minio/ {print $2}' "$STACK_DIR/compose.minio.yml")"
-  if ! image_available "$minio"; then
-    echo "stack: cannot pull MinIO ($minio); the S3 service runs SeaweedFS instead" >&2
-    backend=seaweedfs
-  fi
+# MinIO's image, as compose.minio.yml pins it: compose uses it where Docker has it, else pulls it.
+if [ "$backend" = minio ] && ! compose up --no-start --no-deps s3 >/dev/null 2>&1; then
+  echo "stack: cannot pull MinIO's image; the S3 service runs SeaweedFS instead (S3_BACKEND=seaweedfs in .env)" >&2
+  backend=seaweedfs
+  "${STACK_PY[@]}" remember S3_BACKEND seaweedfs
 fi
-echo "$backend" >"$BACKEND_FILE"
-# The executor: LocalExecutor unless this make up asks for celery (make down, ps and logs
-# then follow what was chosen here). Leaving celery stops its broker, workers and Flower.
+# Leaving celery stops its broker, workers and Flower.
 if [ "$(EXECUTOR='' executor)" = celery ] && [ "$executor" != celery ]; then  # what make up chose last
   EXECUTOR=celery compose rm --force --stop -v redis airflow-worker airflow-flower >&2 || true
 fi
-echo "$executor" >"$EXECUTOR_FILE"
+[ "$(EXECUTOR='' executor)" = "$executor" ] || "${STACK_PY[@]}" remember EXECUTOR "$executor"
 EXECUTOR="$executor"
 export_runtime_variables  # again: the executor decides the compose profile
 if [ "$executor" = celery ]; then
@@ -74,16 +82,8 @@ if [ "$missing" = 1 ]; then
   "$REPO_DIR/images/build.sh" >&2
 fi
 
-# Ports: taken by something else than this stack is an error worth one line.
-running="$(compose ps -q 2>/dev/null || true)"
-if [ -z "$running" ]; then
-  for port in "${AIRFLOW_PORT:-8080}" "${MLFLOW_PORT:-5000}" "${S3_PORT:-9000}"; do
-    if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
-      die "port $port is already in use: stop what listens there, or set its *_PORT variable in .env (see .env.example)"
-    fi
-  done
-fi
-
+# Step containers whose try is over (their task's scheduler or worker died before removing them).
+remove_step_containers exited
 scale=()
 [ "$executor" = celery ] && scale=(--scale "airflow-worker=$WORKERS")
 if ! compose up -d --remove-orphans "${scale[@]}"; then
@@ -92,48 +92,21 @@ if ! compose up -d --remove-orphans "${scale[@]}"; then
 fi
 
 # Wait: long-running services healthy, one-shot jobs exited 0.
-deadline=$((SECONDS + WAIT_SECONDS))
 services=(postgres s3 docker-proxy mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer)
 [ "$executor" = celery ] && services+=(redis airflow-flower)
 [ "$executor" = celery ] && [ "$WORKERS" != 0 ] && services+=(airflow-worker)
-jobs=(s3-init airflow-init)
-while :; do
-  pending=()
-  for service in "${services[@]}"; do
-    ids="$(compose ps -q "$service" 2>/dev/null || true)"
-    [ -n "$ids" ] || { pending+=("$service:missing"); continue; }
-    for id in $ids; do  # a scaled service (airflow-worker) has one container per worker
-      status="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)"
-      [ "$status" = healthy ] || pending+=("$service:$status")
-    done
-  done
-  for job in "${jobs[@]}"; do
-    id="$(compose ps -q "$job" 2>/dev/null || true)"
-    state="$( [ -n "$id" ] && docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id" 2>/dev/null || echo "missing -")"
-    case "$state" in
-      "exited 0") ;;
-      exited*) compose logs --tail=40 "$job" >&2; die "$job failed (${state#exited }); its log is above" ;;
-      *) pending+=("$job:${state% *}") ;;
-    esac
-  done
-  [ "${#pending[@]}" -eq 0 ] && break
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    compose ps >&2
-    die "not healthy after ${WAIT_SECONDS}s: ${pending[*]} (see: make logs)"
-  fi
-  sleep 5
-done
+wait_healthy "$WAIT_SECONDS" "${services[@]}" --jobs s3-init airflow-init
 
 cat <<MSG
 stack: healthy (S3: $backend, images: $CT_IMAGE_TAG)
-  Airflow UI   http://localhost:${AIRFLOW_PORT:-8080}   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
-  MLflow UI    http://localhost:${MLFLOW_PORT:-5000}   user admin, password MLFLOW_ADMIN_PASSWORD in .env
-  S3 API       http://localhost:${S3_PORT:-9000}   keys S3_ACCESS_KEY / S3_SECRET_KEY in .env
+  Airflow UI   http://localhost:$airflow_port   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
+  MLflow UI    http://localhost:$mlflow_port   user admin, password MLFLOW_ADMIN_PASSWORD in .env
+  S3 API       http://localhost:$s3_port   keys S3_ACCESS_KEY / S3_SECRET_KEY in .env
   Trigger a training run: make run
 MSG
 if [ "$executor" = celery ]; then
   cat <<MSG
-  Executor     CeleryExecutor, $WORKERS worker(s); Flower http://localhost:${FLOWER_PORT:-5555}   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
+  Executor     CeleryExecutor, $WORKERS worker(s); Flower http://localhost:$(setting FLOWER_PORT 5555)   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
 MSG
 fi
 if [ -n "${WORKER_ADDRESS:-}" ]; then

@@ -28,24 +28,19 @@ fi
 [ -f "$ENV_FILE" ] || die "no $ENV_FILE here: copy the stack's .env from its host (its secrets open the database, the broker and S3)"
 grep -q '^REDIS_PASSWORD=' "$ENV_FILE" \
   || die "$ENV_FILE has no REDIS_PASSWORD: start the stack with make up EXECUTOR=celery first, then copy its .env here"
-CT_MAIN_ADDRESS="$(python3 -c "import socket, sys; print(socket.getaddrinfo(sys.argv[1], None)[0][4][0])" "$MAIN_HOST" 2>/dev/null)" \
-  || die "MAIN_HOST=$MAIN_HOST: no such host"
+CT_MAIN_ADDRESS="$("${STACK_PY[@]}" resolve "$MAIN_HOST" 2>/dev/null)" || die "MAIN_HOST=$MAIN_HOST: no such host"
 export CT_MAIN_ADDRESS
 WORKERS="${WORKERS:-1}"
 case "$WORKERS" in '' | *[!0-9]* | 0) die "WORKERS=$WORKERS: give a number of Celery workers, 1 or more" ;; esac
-heavy="${CT_HEAVY_QUEUE:-$(sed -n 's/^CT_HEAVY_QUEUE=//p' "$ENV_FILE" | tail -n 1)}"
+heavy="$(setting CT_HEAVY_QUEUE "")"
 export CT_WORKER_QUEUES="${QUEUES:-${CT_WORKER_QUEUES:-default${heavy:+,$heavy}}}"
 
 # What the stack's host publishes for workers, at each service's own port.
-unreachable=()
-for service in postgres:5432 redis:6379 airflow-api:8080 s3:9000 mlflow:5000; do
-  python3 -c "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()" \
-    "$CT_MAIN_ADDRESS" "${service#*:}" 2>/dev/null || unreachable+=("$service")
-done
-[ "${#unreachable[@]}" -eq 0 ] || die "cannot reach the stack at $CT_MAIN_ADDRESS: ${unreachable[*]} (is it up with WORKER_ADDRESS=$CT_MAIN_ADDRESS, and are those ports open to this host?)"
+unreachable="$("${STACK_PY[@]}" reachable "$CT_MAIN_ADDRESS" postgres:5432 redis:6379 airflow-api:8080 s3:9000 \
+  mlflow:5000)" || die "cannot reach the stack at $CT_MAIN_ADDRESS: $unreachable (is it up with WORKER_ADDRESS=$CT_MAIN_ADDRESS, and are those ports open to this host?)"
 
 compose_command
-"$(dirname "$0")/make-env.sh" "$ENV_FILE"  # the secret files, from the copied .env
+"${STACK_PY[@]}" env-file "$ENV_FILE"  # the secret files, from the copied .env
 export_runtime_variables
 missing=()
 for name in "${WORKER_IMAGES[@]}"; do
@@ -56,19 +51,6 @@ done
 
 compose up -d --no-deps --remove-orphans --scale "airflow-worker=$WORKERS" docker-proxy airflow-worker
 
-deadline=$((SECONDS + WAIT_SECONDS))
-while :; do
-  pending=()
-  for id in $(compose ps -q airflow-worker docker-proxy); do
-    status="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")"
-    [ "$status" = healthy ] || pending+=("$(docker inspect -f '{{.Name}}' "$id"):$status")
-  done
-  [ "${#pending[@]}" -eq 0 ] && break
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    compose logs --tail=30 airflow-worker >&2 || true
-    die "not healthy after ${WAIT_SECONDS}s: ${pending[*]} (the workers' last lines are above)"
-  fi
-  sleep 5
-done
+wait_healthy "$WAIT_SECONDS" airflow-worker docker-proxy
 names="$(for id in $(compose ps -q airflow-worker); do docker inspect -f 'celery@{{.Config.Hostname}}' "$id"; done | paste -sd ' ')"
 echo "worker: $WORKERS Celery worker(s) here serve queue(s) $CT_WORKER_QUEUES for the stack at $CT_MAIN_ADDRESS; its Flower lists them as $names"

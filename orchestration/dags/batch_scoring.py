@@ -2,7 +2,7 @@
 
 Runs when a table to score is published (`make score FILE=...`, an event on the
 Asset below) or by hand, where the `input` Param may name any `s3://` file
-instead. One step container (`ct-predict`) loads `models:/<name>@production`,
+instead. One step container (`predict`) loads `models:/<name>@production`,
 whatever promotion or rollback left there, and writes
 `s3://<runs bucket>/predictions/<run_id>/predictions.parquet` (the table's
 columns, `prediction` in the user's labels, `probability.<class>`) and
@@ -15,20 +15,15 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Asset, Param
 
-from ct_tasks import dag_defaults, deployment
-from ct_tasks.steps import StepOperator
+from ct_tasks import dag_defaults, stack_config, step_tasks
+from pipeline_steps.pipeline import SCORING_DAG
 
-DAG_ID = "batch_scoring"
-SCORE_TASK = "score_table"
+SETTINGS = stack_config.SETTINGS
 # Published by `publish_data --to-score`, which posts an event on it: that starts a run.
-SCORING_ASSET = Asset(
-    name=f"{deployment.SCORING_DATASET_NAME}_data",
-    uri=f"s3://{deployment.DATA_BUCKET}/published/{deployment.SCORING_DATASET_NAME}.json",
-)
-OUTPUT = f"s3://{deployment.RUNS_BUCKET}/predictions/{deployment.RUN_ID_PATH}"
+SCORING_ASSET = Asset(name=f"{SETTINGS.scoring_dataset_name}_data", uri=SETTINGS.scoring_pointer_uri)
 
 with DAG(
-    dag_id=DAG_ID,
+    dag_id=SCORING_DAG,
     description="Score a table with the Production model; predictions as Parquet on S3",
     schedule=[SCORING_ASSET],
     params={
@@ -39,7 +34,4 @@ with DAG(
     doc_md=__doc__,
     **dag_defaults.dag_arguments(),
 ) as dag:
-    StepOperator(
-        task_id=SCORE_TASK, step="predict",
-        command=f"--input '{{{{ params.input or '' }}}}' --output {OUTPUT}",
-    )
+    step_tasks.wire(SCORING_DAG, step_tasks.for_dag(SCORING_DAG))

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from ct_tasks import dag_defaults
-from ct_tasks.steps import StepOperator
-
-DAG_ID = "rollback_production"
-ROLLBACK_TASK = "rollback_production"
+from ct_tasks import dag_defaults, step_tasks
+from pipeline_steps.pipeline import ROLLBACK_DAG
 
 with DAG(
-    dag_id=DAG_ID,
+    dag_id=ROLLBACK_DAG,
     description="Move the production alias back to the previously approved model version",
     schedule=None,
     **dag_defaults.dag_arguments(),
     doc_md=__doc__,
 ) as dag:
-    StepOperator(task_id=ROLLBACK_TASK, step="promote", command="--rollback", retries=0)
+    step_tasks.wire(ROLLBACK_DAG, step_tasks.for_dag(ROLLBACK_DAG))

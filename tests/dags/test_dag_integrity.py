@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -16,33 +17,34 @@ from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import AssetOrTimeSchedule, BaseSensorOperator
 
-from ct_tasks import dag_defaults, deployment, promotion
-from ct_tasks.steps import NewDataSensor, StepOperator
-from pipeline_steps import cli
+from ct_tasks import dag_defaults, promotion, stack_config
+from ct_tasks.step_tasks import NewDataSensor, StepOperator
+from pipeline_steps import pipeline
 
+RUN_ID_PATH = "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}"
 PARAMS_YAML = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
 EDGES = {
-    "check_for_new_data": {"prepare_data"},
-    "prepare_data": {"check_drift"},
-    "check_drift": {"tune_model", "train_model"},
-    "tune_model": {"train_model"},
-    "train_model": {"evaluate_model"},
-    "evaluate_model": {"quality_gate"},
-    "quality_gate": {"register_model", "stop_pipeline"},
-    "register_model": {"approve_promotion"},
-    "approve_promotion": {"promote_model", "keep_production"},
-    "promote_model": set(),
+    "check_data": {"prepare"},
+    "prepare": {"check_drift"},
+    "check_drift": {"tune", "train"},
+    "tune": {"train"},
+    "train": {"evaluate"},
+    "evaluate": {"quality_gate"},
+    "quality_gate": {"register", "stop_pipeline"},
+    "register": {"approve_promotion"},
+    "approve_promotion": {"promote", "keep_production"},
+    "promote": set(),
     "keep_production": set(),
     "stop_pipeline": set(),
 }
 STEP_IMAGES = {
-    "prepare_data": "ct-prepare:latest",
+    "prepare": "ct-prepare:latest",
     "check_drift": "ct-check-drift:latest",
-    "tune_model": "ct-tune:latest",
-    "train_model": "ct-train:latest",
-    "evaluate_model": "ct-evaluate:latest",
-    "register_model": "ct-register:latest",
-    "promote_model": "ct-promote:latest",
+    "tune": "ct-tune:latest",
+    "train": "ct-train:latest",
+    "evaluate": "ct-evaluate:latest",
+    "register": "ct-register:latest",
+    "promote": "ct-promote:latest",
 }
 
 
@@ -64,7 +66,7 @@ def test_tasks_and_edges_are_as_specified(dag) -> None:
 
 
 def test_each_task_has_its_operator_type(dag) -> None:
-    assert isinstance(dag.get_task("check_for_new_data"), NewDataSensor)
+    assert isinstance(dag.get_task("check_data"), NewDataSensor)
     assert isinstance(dag.get_task("quality_gate"), BranchPythonOperator)
     assert isinstance(dag.get_task("stop_pipeline"), PythonOperator)
     assert isinstance(dag.get_task("keep_production"), PythonOperator)
@@ -75,7 +77,7 @@ def test_each_task_has_its_operator_type(dag) -> None:
 
 
 def test_step_containers_are_safe_to_retry(dag) -> None:
-    for task_id in [*STEP_IMAGES, "check_for_new_data"]:
+    for task_id in [*STEP_IMAGES, "check_data"]:
         task = dag.get_task(task_id)
         assert task.retries >= 1 and task.retry_exponential_backoff, task_id
         assert task.execution_timeout == timedelta(minutes=30), task_id
@@ -86,24 +88,26 @@ def test_step_containers_are_safe_to_retry(dag) -> None:
         # Secrets reach the container at run time only (private_environment), never the DAG.
         assert not {"AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"} & set(task.environment)
         assert task.environment["XGB_PARAMS"] == "{{ (params.get('xgb_params') or {}) | tojson }}"
-        # The run's gate Params reach evaluate, which decides (pipeline_steps/gate.py).
-        assert task.environment["QUALITY_THRESHOLD"] == "{{ params.get('threshold', '') }}"
-        assert task.environment["QUALITY_METRIC"] == "{{ params.get('metric', '') }}"
-        assert task.environment["QUALITY_TOLERANCE"] == "{{ params.get('tolerance', '') }}"
-        # params.yaml itself, since a step container can mount nothing.
+        # The run's gate Params reach evaluate, which decides (pipeline_steps/modelling/gate.py).
+        for name, param in (("QUALITY_THRESHOLD", "threshold"), ("QUALITY_METRIC", "metric"),
+                            ("QUALITY_TOLERANCE", "tolerance"), ("MAX_DRIFT_SHARE", "max_drift_share")):
+            assert task.environment[name] == (
+                f"{{{{ '' if params.get('{param}') is none else params.get('{param}') }}}}")
+        # params.yaml itself, since a step container can mount nothing, and every step setting.
         assert json.loads(task.environment["CT_PARAMS"]) == PARAMS_YAML
-        assert "--output s3://pipeline-runs/runs/{{ dag_run.run_id" in task.command
+        assert task.environment["SEED"] == "42" and task.environment["DATASET_NAME"] == "breast_cancer"
+        assert f"--output s3://pipeline-runs/runs/{RUN_ID_PATH}/{task_id}" in task.command
 
 
 def test_promotion_asks_a_person_to_approve_or_reject_and_rejects_when_nobody_answers(dag) -> None:
     approval = dag.get_task("approve_promotion")
     assert isinstance(approval, HITLBranchOperator)
     assert approval.options == ["Approve", "Reject"]
-    assert approval.options_mapping == {"Approve": "promote_model", "Reject": "keep_production"}
+    assert approval.options_mapping == {"Approve": "promote", "Reject": "keep_production"}
     assert approval.defaults == ["Reject"]
     assert approval.response_timeout == timedelta(hours=24)
-    assert "--version {{ ti.xcom_pull(task_ids='register_model')['version'] }}" in \
-        dag.get_task("promote_model").command
+    assert "--version '{{ ti.xcom_pull(task_ids='register')['version'] | string | replace(\"'\", '') }}'" in \
+        dag.get_task("promote").command
 
 
 def test_the_approval_request_shows_the_candidate_beside_staging_and_production() -> None:
@@ -128,14 +132,14 @@ def test_rollback_is_one_step_started_by_hand(dagbag) -> None:
     rollback = dagbag.dags["rollback_production"]
     assert type(rollback.timetable).__name__ == "NullTimetable"  # schedule=None
     [task] = rollback.tasks
-    assert isinstance(task, StepOperator) and task.image == "ct-promote:latest"
-    assert task.command == "--rollback"
+    assert isinstance(task, StepOperator) and task.image == "ct-rollback:latest"
+    assert task.command == ""
     assert task.retries == 0  # a retry after a half-done rollback could go back one version too far
 
 
 def test_the_data_check_never_reschedules(dag) -> None:
     # A reschedule-mode sensor can be failed by the scheduler itself (apache/airflow#71172).
-    sensor = dag.get_task("check_for_new_data")
+    sensor = dag.get_task("check_data")
     assert isinstance(sensor, BaseSensorOperator)
     assert sensor.mode == "poke"
     assert sensor.soft_fail is False  # a failed check is a failure; "nothing new" is a skip
@@ -162,13 +166,14 @@ def test_params_default_to_params_yaml_and_the_stack_settings(dag) -> None:
 
 
 def test_tuning_runs_only_when_the_run_asks_and_train_then_fits_with_its_best(dag) -> None:
-    tune_model, train_model = dag.get_task("tune_model"), dag.get_task("train_model")
-    assert tune_model.run_when == "{{ params.tune }}"
-    assert "{% if params.tune %} --tuned s3://pipeline-runs/runs/" in train_model.command
+    tune, train = dag.get_task("tune"), dag.get_task("train")
+    assert tune.run_when == "{{ params.tune }}"
+    assert "{% if params.tune %} --tuned s3://pipeline-runs/runs/" in train.command
     # Skipped tune lets train run; a run check_drift stopped skips both.
-    assert train_model.trigger_rule == "none_failed_min_one_success"
-    assert train_model.upstream_task_ids == {"check_drift", "tune_model"}
-    assert tune_model.environment["TUNE_ENABLED"] == "{{ params.get('tune', '') }}"
+    assert train.trigger_rule == "none_failed_min_one_success"
+    assert train.upstream_task_ids == {"check_drift", "tune"}
+    assert tune.environment["TUNE_ENABLED"] == (
+        "{{ '' if params.get('tune') is none else params.get('tune') }}")
 
 
 def test_every_task_notifies_when_it_fails_and_the_gate_when_it_stops(dag) -> None:
@@ -186,49 +191,50 @@ def test_every_task_notifies_when_it_fails_and_the_gate_when_it_stops(dag) -> No
     assert "keep_production" in kept[0].json["reason"]
 
 
-def test_the_permanent_failure_exit_code_is_the_steps_own() -> None:
-    assert deployment.EXIT_PERMANENT == cli.EXIT_PERMANENT
-
-
 def test_batch_scoring_runs_when_a_table_to_score_is_published(dagbag) -> None:
     scoring = dagbag.dags["batch_scoring"]
     assert "s3://dvc-data/published/breast_cancer_to_score.json" in repr(scoring.timetable.asset_condition)
     [task] = scoring.tasks
     assert isinstance(task, StepOperator) and task.image == "ct-predict:latest"
-    assert task.command == ("--input '{{ params.input or '' }}' --output s3://pipeline-runs/predictions/"
-                            "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}")
+    assert task.command == ("--input '{{ params.input or '' | string | replace(\"'\", '') }}' --output "
+                            f"s3://pipeline-runs/predictions/{RUN_ID_PATH}")
     assert scoring.params["input"] is None
     assert scoring.max_active_runs == 1 and scoring.catchup is False
 
 
 def test_drift_informs_unless_the_run_sets_a_maximum(dag) -> None:
-    command = dag.get_task("check_drift").command
-    assert "--max-share '{{ '' if params.max_drift_share is none else params.max_drift_share }}'" in command
-    assert "--drift s3://pipeline-runs/runs/" in dag.get_task("evaluate_model").command
+    assert dag.get_task("check_drift").environment["MAX_DRIFT_SHARE"] == (
+        "{{ '' if params.get('max_drift_share') is none else params.get('max_drift_share') }}")
+    assert "--drift s3://pipeline-runs/runs/" in dag.get_task("evaluate").command
+
+
+def with_settings(monkeypatch, **changes) -> None:
+    """The stack's settings with these changed, as the DAG files read them."""
+    monkeypatch.setattr(stack_config, "SETTINGS", dataclasses.replace(stack_config.SETTINGS, **changes))
 
 
 def test_every_task_goes_to_the_default_queue_unless_a_heavy_queue_is_set(dag, monkeypatch) -> None:
     assert {task.queue for task in dag.tasks} == {"default"}
-    monkeypatch.setattr(deployment, "HEAVY_QUEUE", "heavy")
-    queues = {step: StepOperator(task_id=step, step=step, command="x").queue
-              for step in ("check-data", "prepare", "tune", "train", "evaluate", "register", "predict")}
-    assert queues == {"check-data": "default", "prepare": "default", "tune": "heavy", "train": "heavy",
-                      "evaluate": "heavy", "register": "default", "predict": "heavy"}
+    with_settings(monkeypatch, ct_heavy_queue="heavy")
+    queues = {step: StepOperator(step=pipeline.step(step)).queue
+              for step in ("prepare", "tune", "train", "evaluate", "register", "predict")}
+    assert queues == {"prepare": "default", "tune": "heavy", "train": "heavy", "evaluate": "heavy",
+                      "register": "default", "predict": "heavy"}
 
 
 def test_step_containers_get_extra_hosts_only_on_a_worker_away_from_the_stack(dag, monkeypatch) -> None:
     assert {task.extra_hosts for task in dag.tasks if isinstance(task, DockerOperator)} == {None}
-    monkeypatch.setattr(deployment, "STEP_EXTRA_HOSTS", deployment.host_entries("s3:10.0.0.5,mlflow:fd00::5"))
-    assert StepOperator(task_id="train", step="train", command="x").extra_hosts == {
-        "s3": "10.0.0.5", "mlflow": "fd00::5"}
+    monkeypatch.setattr(stack_config, "STEP_EXTRA_HOSTS",
+                        stack_config.host_entries("s3:10.0.0.5,mlflow:fd00::5"))
+    assert StepOperator(step=pipeline.step("train")).extra_hosts == {"s3": "10.0.0.5", "mlflow": "fd00::5"}
 
 
 def test_an_extra_host_without_an_address_is_refused_by_name() -> None:
-    assert deployment.host_entries(" ") is None
+    assert stack_config.host_entries(" ") is None
     with pytest.raises(ValueError, match="CT_STEP_EXTRA_HOSTS: 's3' is not name:address"):
-        deployment.host_entries("mlflow:10.0.0.5,s3")
+        stack_config.host_entries("mlflow:10.0.0.5,s3")
 
 
 def test_runs_at_once_are_a_setting_for_a_scale_out_stack(monkeypatch) -> None:
-    monkeypatch.setattr(deployment, "MAX_ACTIVE_RUNS", 3)
+    with_settings(monkeypatch, ct_max_active_runs=3)
     assert dag_defaults.dag_arguments()["max_active_runs"] == 3

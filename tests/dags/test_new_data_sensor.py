@@ -1,17 +1,19 @@
-"""check_for_new_data answers at once by default, waits only when asked, and says why it skips.
+"""check_data answers at once by default, waits only when asked, and says why it skips.
 
-The check itself (a check-data container) is replaced here by canned results;
+The check itself (a check_data container) is replaced here by canned results;
 the stack tests run the real one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from ct_tasks import steps
+from ct_tasks import step_tasks
+from pipeline_steps import pipeline
 
 NOTHING_NEW = {"new_data": False, "latest_version": "a" * 32, "staging_model_version": "2"}
 NEW = {"new_data": True, "latest_version": "b" * 32, "staging_model_version": "2"}
@@ -27,11 +29,11 @@ class RecordingTaskInstance:
         self.pushed[key] = value
 
 
-class CannedSensor(steps.NewDataSensor):
+class CannedSensor(step_tasks.NewDataSensor):
     """The DAG's sensor with its container check replaced by a list of results."""
 
     def __init__(self, *, results: list[dict[str, Any]], **kwargs: Any) -> None:
-        super().__init__(task_id="check_for_new_data", **kwargs)
+        super().__init__(step=pipeline.step("check_data"), **kwargs)
         self.results = list(results)
         self.checks = 0
 
@@ -86,10 +88,11 @@ def test_a_run_that_asks_to_wait_checks_again_until_data_arrives() -> None:
     [(None, "manual", 0), (None, "asset_triggered", 0), (5, "manual", 300), (0, "scheduled", 0)],
 )
 def test_only_a_param_or_the_scheduled_setting_makes_a_run_wait(minutes, run_type, seconds) -> None:
-    assert steps.wait_seconds({"wait_for_data_minutes": minutes}, run_type) == seconds
+    assert step_tasks.wait_seconds({"wait_for_data_minutes": minutes}, run_type) == seconds
 
 
-def test_scheduled_runs_wait_as_the_deployment_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(steps.deployment, "SCHEDULED_WAIT_MINUTES", 90)
-    assert steps.wait_seconds({"wait_for_data_minutes": None}, "scheduled") == 5400
-    assert steps.wait_seconds({"wait_for_data_minutes": None}, "manual") == 0
+def test_scheduled_runs_wait_as_the_stack_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(step_tasks.stack_config, "SETTINGS",
+                        dataclasses.replace(step_tasks.stack_config.SETTINGS, ct_scheduled_wait_minutes=90))
+    assert step_tasks.wait_seconds({"wait_for_data_minutes": None}, "scheduled") == 5400
+    assert step_tasks.wait_seconds({"wait_for_data_minutes": None}, "manual") == 0

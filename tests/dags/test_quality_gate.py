@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from ct_tasks import gate
+from ct_tasks import gate_branch as gate
 
 
 def evaluated(passed: bool, reason: str) -> dict[str, Any]:
@@ -25,7 +25,7 @@ class TaskInstanceXCom:
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
         if task_ids == "quality_gate":
             return self.pushed[key]
-        assert (task_ids, key) == ("evaluate_model", "return_value")
+        assert (task_ids, key) == ("evaluate", "return_value")
         return self.pulled
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -34,7 +34,7 @@ class TaskInstanceXCom:
 
 def test_the_branch_follows_evaluates_decision_and_names_the_next_task() -> None:
     passing = TaskInstanceXCom(evaluated(True, "f1=0.9000 beats the threshold 0.8500; no Staging model yet"))
-    assert gate.choose_branch(passing) == "register_model"
+    assert gate.choose_branch(passing) == "register"
     failing = TaskInstanceXCom(
         '{"gate": {"passed": false, "reason": "f1=0.9700 does not beat the threshold 0.9990"}}')
     assert gate.choose_branch(failing) == "stop_pipeline"

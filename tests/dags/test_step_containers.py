@@ -16,9 +16,11 @@ import docker
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from ct_tasks import deployment
-from ct_tasks.steps import LABEL_RUN, StepOperator, StepResultError
+from ct_tasks import stack_config
+from ct_tasks.step_tasks import LABEL_RUN, StepOperator, StepResultError
+from pipeline_steps import pipeline
 
+CHECK = pipeline.step("check_data")
 IMAGE = "ct-check-data:latest"
 # Every test needs the image; the fixture says how to build it when it is missing.
 pytestmark = pytest.mark.usefixtures("docker_api")
@@ -58,7 +60,7 @@ def run_script(script: str, *args: str) -> tuple[dict | None, str]:
     """Run a script as a step task would run; return its XCom value and the run id it used."""
     run_id = f"test-{uuid.uuid4().hex[:12]}"
     operator = StepOperator(
-        task_id="probe", step="check-data", command=["-c", script, *args],
+        task_id="probe", step=CHECK, command=["-c", script, *args],
         entrypoint=["python"], network_mode="bridge",
     )
     return operator.execute({"run_id": run_id}), run_id
@@ -94,7 +96,7 @@ def test_a_transient_failure_is_left_to_the_retries() -> None:
 
 def test_a_failed_step_leaves_no_container(docker_api) -> None:
     run_id = f"test-{uuid.uuid4().hex[:12]}"
-    operator = StepOperator(task_id="probe", step="check-data", entrypoint=["python"],
+    operator = StepOperator(task_id="probe", step=CHECK, entrypoint=["python"],
                             command=["-c", FAILS_WITH, "1", "boom"], network_mode="bridge")
     with pytest.raises(AirflowException):
         operator.execute({"run_id": run_id})
@@ -109,7 +111,7 @@ def test_a_step_that_breaks_its_contract_is_not_retried() -> None:
 
 
 def test_the_real_step_cli_exits_permanent_on_a_bad_setting() -> None:
-    operator = StepOperator(task_id="probe", step="check-data", command=[], network_mode="bridge",
+    operator = StepOperator(task_id="probe", step=CHECK, command=[], network_mode="bridge",
                             environment={"S3_ENDPOINT_URL": "ftp://s3:9000"})
     with pytest.raises(AirflowFailException) as failure:
         operator.execute({"run_id": f"test-{uuid.uuid4().hex[:12]}"})
@@ -130,7 +132,7 @@ class PushedXCom:
 def test_an_optional_step_that_is_off_skips_without_starting_a_container(docker_api) -> None:
     run_id, ti = f"test-{uuid.uuid4().hex[:12]}", PushedXCom()
     # Were it started, this container would fail the task instead of skipping it.
-    operator = StepOperator(task_id="probe", step="check-data", entrypoint=["python"],
+    operator = StepOperator(task_id="probe", step=CHECK, entrypoint=["python"],
                             command=["-c", "raise SystemExit(9)"], network_mode="bridge",
                             run_when="False", skip_reason="tuning is off")
     with pytest.raises(AirflowSkipException, match="^skipped: tuning is off$"):
@@ -142,7 +144,7 @@ def test_an_optional_step_that_is_off_skips_without_starting_a_container(docker_
 def test_a_step_with_nothing_to_do_skips_its_task_and_says_why(docker_api) -> None:
     run_id, ti = f"test-{uuid.uuid4().hex[:12]}", PushedXCom()
     script = 'import json; print(json.dumps({"step": "predict", "skip_reason": "no Production model"}))'
-    operator = StepOperator(task_id="probe", step="check-data", entrypoint=["python"],
+    operator = StepOperator(task_id="probe", step=CHECK, entrypoint=["python"],
                             command=["-c", script], network_mode="bridge")
     with pytest.raises(AirflowSkipException, match="^skipped: no Production model$"):
         operator.execute({"run_id": run_id, "ti": ti})
@@ -153,8 +155,8 @@ def test_a_step_with_nothing_to_do_skips_its_task_and_says_why(docker_api) -> No
 def test_a_worker_away_from_the_stack_gives_its_steps_the_services_addresses(docker_api, monkeypatch) -> None:
     # make worker sets CT_STEP_EXTRA_HOSTS: its step containers find s3 and mlflow on the
     # stack's host under the same names as on the stack's network.
-    monkeypatch.setattr(deployment, "STEP_EXTRA_HOSTS",
-                        deployment.host_entries("s3:192.0.2.7, mlflow:192.0.2.8"))
+    monkeypatch.setattr(stack_config, "STEP_EXTRA_HOSTS",
+                        stack_config.host_entries("s3:192.0.2.7, mlflow:192.0.2.8"))
     script = ('import json, socket; print(json.dumps({name: socket.gethostbyname(name) '
               'for name in ("s3", "mlflow")}))')
     result, run_id = run_script(script)

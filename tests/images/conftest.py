@@ -9,18 +9,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-STEP_MODULES = {
-    "check-data": "check_data",
-    "prepare": "prepare",
-    "check-drift": "check_drift",
-    "tune": "tune",
-    "train": "train",
-    "evaluate": "evaluate",
-    "register": "register",
-    "promote": "promote",
-    "predict": "predict",
-    "publish": "publish_data",
-}
+from pipeline_steps import pipeline
+
+# Every step image, by image name: its step's name (pipeline_steps/pipeline.py).
+STEP_MODULES = {step.image: step.name for step in pipeline.STEPS if step.lock}
 SERVICES = ("airflow", "mlflow", "seaweedfs", "postgres", "docker-proxy")
 ALL_IMAGES = (*STEP_MODULES, *SERVICES)
 

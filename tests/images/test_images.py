@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_steps import pipeline
 from tests.host_scripts import image_layers as layers
 from tests.images.conftest import ALL_IMAGES, STEP_MODULES, Docker, ref
 
@@ -29,7 +30,7 @@ def test_step_prints_its_cli_help(docker: Docker, name: str) -> None:
     """The entrypoint is the step's own CLI (what Airflow runs), and it starts without settings."""
     done = docker("run", "--rm", ref(name), "--help", check=False)
     assert done.returncode == 0, f"{ref(name)} --help failed:\n{done.stderr}"
-    assert f"pipeline_steps.{STEP_MODULES[name]}" in done.stdout
+    assert f"python -m pipeline_steps {STEP_MODULES[name]}" in done.stdout
     assert done.stdout.startswith("usage:")
 
 
@@ -42,9 +43,9 @@ def test_runs_as_non_root(docker: Docker, name: str) -> None:
 
 DRIFT_TABLES = (
     "import numpy as np, pandas as pd\n"
-    "from pipeline_steps import drift\n"
+    "from pipeline_steps.data import drift\n"
     "from pipeline_steps.errors import DataValidationError\n"
-    "from pipeline_steps.schema import Feature, TableSchema\n"
+    "from pipeline_steps.data.schema import Feature, TableSchema\n"
     "schema = TableSchema(target='t', classes=(0, 1), features=(Feature('a', 'numeric'), "
     "Feature('b', 'numeric'), Feature('c', 'categorical', ('x', 'y'))))\n"
     "rng = np.random.default_rng(0)\n"
@@ -56,8 +57,9 @@ DRIFT_TABLES = (
 
 
 def test_check_drift_measures_drift_with_evidently_as_the_schema_s_kinds(docker: Docker) -> None:
-    """Evidently runs in the check-drift image (pandas<3): a shifted column drifts, the others do not; the
-    label is not counted among the columns; an older version's text in a number column is a gap, not a crash."""
+    """Evidently runs in the check-drift image (pandas<3): a shifted column drifts, the others do not;
+    the label is not counted among the columns; an older version's text in a number column is a gap,
+    not a crash."""
     script = DRIFT_TABLES + (
         "summary, html = drift.measure(ref, cur, schema)\n"
         "print(summary.line(), len(html) > 10000)\n"
@@ -91,12 +93,14 @@ def test_the_steps_that_read_splits_read_them_back_as_written_with_their_own_pan
     """prepare's Parquet splits read back alike in every image that reads them (check-drift has pandas<3)."""
     script = (
         "import tempfile, pandas as pd\n"
-        "from pipeline_steps import data, settings, storage\n"
+        "from pipeline_steps import settings\n"
+        "from pipeline_steps.data import tables\n"
+        "from pipeline_steps.services import storage\n"
         "frame = pd.DataFrame({'amount': [1.5, None], 'plan': ['gold', None], 'label': ['yes', 'no']})\n"
         "path = tempfile.mktemp(suffix='.parquet')\n"
         "store = storage.Storage(settings.load_settings().s3)\n"
-        "store.write_bytes(path, data.to_parquet(frame))\n"
-        "pd.testing.assert_frame_equal(data.read_frame(store, path), frame)\n"
+        "store.write_bytes(path, tables.to_parquet(frame))\n"
+        "pd.testing.assert_frame_equal(tables.read_frame(store, path), frame)\n"
         "print('same')\n"
     )
     done = docker("run", "--rm", "--entrypoint", "python", ref(name), "-c", script, check=False)
@@ -154,8 +158,8 @@ def test_no_compilers_caches_or_test_suites(docker: Docker, name: str) -> None:
 
 def step_layers() -> dict[str, list[str]]:
     """Step image -> the shared layers it is built on (images/layers.py and the lock each image uses)."""
-    lock_of = {"tune": "train", "predict": "train", "promote": "register", "check-drift": "drift"}
-    return {name: layers.chain(layers.deepest_layer(lock_of.get(name, name))) for name in STEP_MODULES}
+    return {step.image: layers.chain(layers.deepest_layer(str(step.lock))) for step in pipeline.STEPS
+            if step.lock}
 
 
 def test_step_images_built_on_the_same_shared_layer_hold_the_same_layers_up_to_it(docker: Docker) -> None:

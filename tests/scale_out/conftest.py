@@ -26,7 +26,7 @@ from tests.stack.conftest import REPO, attach_evidence, compose, stack_command
 
 ENV_FILE = REPO / ".env.scale-out"
 SCALE_OUT_ENV = {
-    "COMPOSE_PROJECT_NAME": "ct-scale-out", "ENV_FILE": str(ENV_FILE), "CT_DOCKER_NETWORK": "ct-scale-out",
+    "COMPOSE_PROJECT_NAME": "ct-scale-out", "ENV_FILE": str(ENV_FILE),
     "AIRFLOW_PORT": "28080", "MLFLOW_PORT": "25000", "S3_PORT": "29000", "S3_CONSOLE_PORT": "29001",
     "FLOWER_PORT": "25555", "WAIT_SECONDS": "900", "EXECUTOR": "celery", "WORKERS": "2",
     "CT_MAX_ACTIVE_RUNS": "2", "CT_TASK_HEARTBEAT_TIMEOUT_SECONDS": "60", "CT_STEP_RETRY_DELAY_SECONDS": "5",

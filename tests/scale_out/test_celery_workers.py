@@ -50,8 +50,8 @@ def test_two_runs_at_once_spread_over_both_workers_and_both_register(celery_stac
     hosts = {ti["hostname"] for run_id in runs for ti in client.task_instances(run_id) if ti["hostname"]}
     assert hosts == set(celery_stack.workers()), f"tasks ran on {hosts}"
     for run_id in runs:
-        assert client.task_states(run_id)["register_model"] == "success"
-        assert client.xcom(run_id, "register_model")["version"]
+        assert client.task_states(run_id)["register"] == "success"
+        assert client.xcom(run_id, "register")["version"]
 
 
 def test_a_worker_stopped_during_training_hands_the_task_to_the_other_and_the_run_succeeds(
@@ -62,11 +62,11 @@ def test_a_worker_stopped_during_training_hands_the_task_to_the_other_and_the_ru
     run_id = client.trigger({"force": True, "auto_approve": True, "xgb_params": SLOW_TRAINING})
     celery_stack.runs.append(run_id)
     workers = celery_stack.workers()
-    training_host = wait_for_running(client, run_id, "train_model")
+    training_host = wait_for_running(client, run_id, "train")
     subprocess.run(["docker", "kill", workers[training_host]], check=True, capture_output=True)
 
     assert client.follow(run_id, timeout=1200) == "success"
-    tries = client.tries(run_id, "train_model")
+    tries = client.tries(run_id, "train")
     assert [t["hostname"] for t in tries][0] == training_host
     assert tries[-1]["state"] == "success"
     assert tries[-1]["hostname"] != training_host and tries[-1]["hostname"] in workers
@@ -91,8 +91,9 @@ def test_make_down_removes_every_container_and_the_network_even_a_lost_workers_s
     assert listed("ps", "-a", "-q", "--filter", f"label={project}"), "the stack is not up"
     make("make", "down")
     assert listed("ps", "-a", "-q", "--filter", f"label={project}") == []
-    assert listed("ps", "-a", "-q", "--filter", "label=ct.step", "--filter", "network=ct-scale-out") == []
-    assert "ct-scale-out" not in listed("network", "ls", "--format", "{{.Name}}")
+    network = "network=ct-scale-out_mlops"
+    assert listed("ps", "-a", "-q", "--filter", "label=ct.step", "--filter", network) == []
+    assert "ct-scale-out_mlops" not in listed("network", "ls", "--format", "{{.Name}}")
     # Its volumes (runs, models, data) are kept, as for the default stack: make clean removes them.
     assert listed("volume", "ls", "-q", "--filter", f"label={project}")
 

@@ -29,7 +29,7 @@ BRIDGE_ADDRESS = subprocess.run(
 # On 127.0.0.1 (what this machine's browser uses): ports of its own, beside any other stack.
 STACK_ENV = {
     "COMPOSE_PROJECT_NAME": "ct-remote", "ENV_FILE": str(REPO / ".env.remote"),
-    "CT_DOCKER_NETWORK": "ct-remote", "AIRFLOW_PORT": "38080", "MLFLOW_PORT": "35000", "S3_PORT": "39000",
+    "AIRFLOW_PORT": "38080", "MLFLOW_PORT": "35000", "S3_PORT": "39000",
     "S3_CONSOLE_PORT": "39001", "FLOWER_PORT": "35555", "WAIT_SECONDS": "900",
     "EXECUTOR": "celery", "WORKERS": "1", "WORKER_ADDRESS": BRIDGE_ADDRESS,
     "CT_HEAVY_QUEUE": "heavy", "CT_WORKER_QUEUES": "default", "CT_AUTO_APPROVE": "true",
@@ -38,9 +38,9 @@ STACK_ENV = {
 # The other host: its own project and network, and the stack's .env (copied there).
 WORKER_ENV = {
     "COMPOSE_PROJECT_NAME": "ct-remote-worker", "ENV_FILE": STACK_ENV["ENV_FILE"],
-    "CT_DOCKER_NETWORK": "ct-remote-worker", "MAIN_HOST": BRIDGE_ADDRESS, "QUEUES": "heavy",
+    "MAIN_HOST": BRIDGE_ADDRESS, "QUEUES": "heavy",
 }
-HEAVY_TASKS = {"tune_model", "train_model", "evaluate_model"}
+HEAVY_TASKS = {"tune", "train", "evaluate"}
 
 
 @dataclass
@@ -134,9 +134,9 @@ def test_a_run_trains_and_evaluates_on_the_other_host_and_registers(celery_stack
     (local,), (remote,) = celery_stack.workers(), celery_stack.remote_workers()
     hosts = {ti["task_id"]: ti["hostname"] for ti in client.task_instances(run_id) if ti["hostname"]}
     assert {task for task, host in hosts.items() if host == remote} == HEAVY_TASKS & set(hosts)
-    assert {"train_model", "evaluate_model"} <= set(hosts)
+    assert {"train", "evaluate"} <= set(hosts)
     assert {host for task, host in hosts.items() if task not in HEAVY_TASKS} == {local}
-    assert client.task_states(run_id)["register_model"] == "success"
+    assert client.task_states(run_id)["register"] == "success"
 
 
 @pytest.mark.usefixtures("celery_stack")
@@ -172,7 +172,7 @@ def test_make_save_images_writes_one_archive_that_docker_loads(celery_stack, tmp
     tags = {repo_tag for image in manifest for repo_tag in image["RepoTags"]}
     assert tags == {f"ct-{name}:{tag}" for name in (
         "airflow", "docker-proxy", "check-data", "prepare", "check-drift", "tune", "train", "evaluate",
-        "register", "promote", "predict", "publish")}
+        "register", "promote", "rollback", "predict", "publish-data")}
     loaded = subprocess.run(["docker", "load", "-i", str(archive)],
                             capture_output=True, text=True, check=True).stdout.splitlines()
     assert sorted(line.removeprefix("Loaded image: ") for line in loaded) == sorted(tags)

@@ -31,10 +31,11 @@ REPO = Path(__file__).resolve().parents[2]
 os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
 ENV_FILE = REPO / ".env.e2e"
 RECEIVER_PORT = free_port()
-# A stack of its own beside any the developer runs: project, network, ports and .env.
+# A stack of its own beside any the developer runs: project (and so its network, ct-e2e_mlops),
+# ports and .env.
 # Its notifications go to a receiver this test session runs on the host.
 STACK_ENV = {
-    "COMPOSE_PROJECT_NAME": "ct-e2e", "ENV_FILE": str(ENV_FILE), "CT_DOCKER_NETWORK": "ct-e2e",
+    "COMPOSE_PROJECT_NAME": "ct-e2e", "ENV_FILE": str(ENV_FILE),
     "AIRFLOW_PORT": "18080", "MLFLOW_PORT": "15000", "S3_PORT": "19000", "S3_CONSOLE_PORT": "19001",
     "WAIT_SECONDS": "900", "CT_NOTIFY_WEBHOOK": f"http://host.docker.internal:{RECEIVER_PORT}/ct-notify",
 }

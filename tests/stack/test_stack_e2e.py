@@ -243,7 +243,7 @@ def test_a_step_with_a_wrong_s3_key_fails_at_once_in_one_line(
     stack: Stack,  # pylint: disable=unused-argument
 ) -> None:
     done = subprocess.run(
-        ["docker", "run", "--rm", "--network", STACK_ENV["CT_DOCKER_NETWORK"],
+        ["docker", "run", "--rm", "--network", f"{STACK_ENV['COMPOSE_PROJECT_NAME']}_mlops",
          "-e", "S3_ENDPOINT_URL=http://s3:9000", "-e", "AWS_ACCESS_KEY_ID=ct-not-a-key",
          "-e", "AWS_SECRET_ACCESS_KEY=not-the-secret", "-e", "MLFLOW_TRACKING_URI=http://mlflow:5000",
          "ct-check-data:latest"], capture_output=True, text=True, check=False, timeout=300)
@@ -270,12 +270,12 @@ def test_the_first_scheduled_run_of_a_fresh_stack_succeeds_or_skips_never_fails(
     stack.runs.append(run_id)
     state, tasks = follow(stack, run_id)
     assert client.failed_tries(run_id) == []
-    assert tasks["check_for_new_data"] in ("success", "skipped")
+    assert tasks["check_data"] in ("success", "skipped")
     if state == "awaiting_input":  # it registered the stack's first model: a person approves it
-        assert tasks["register_model"] == "success"
+        assert tasks["register"] == "success"
         assert "waiting for approval" in client.outcome(run_id)
         state, tasks = answer(stack, run_id, "Approve")
-        assert tasks["promote_model"] == "success", tasks
+        assert tasks["promote"] == "success", tasks
         assert production(stack).version == staging(stack).version
     assert state == "success", tasks
 
@@ -290,15 +290,15 @@ def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_
     run_id = trigger(stack, {"force": True})
     state, tasks = follow(stack, run_id)
     assert state == "awaiting_input", tasks
-    assert tasks["register_model"] == "success"
+    assert tasks["register"] == "success"
     assert tasks["stop_pipeline"] == "skipped"
-    assert (tasks["tune_model"], tasks["train_model"]) == ("skipped", "success")  # tune is off by default
+    assert (tasks["tune"], tasks["train"]) == ("skipped", "success")  # tune is off by default
 
     version = staging(stack)
     client = mlflow_client(stack)
     run = client.get_run(version.run_id)
     # The Staging model was scored on this run's own test rows, and both numbers are in the run.
-    evaluated = stack.airflow().xcom(run_id, "evaluate_model")
+    evaluated = stack.airflow().xcom(run_id, "evaluate")
     assert evaluated["champion"]["version"] == champion.version and evaluated["champion"]["scored"]
     for name in ("f1", "accuracy", "roc_auc"):
         assert run.data.metrics[f"challenger.{name}"] == run.data.metrics[name]
@@ -329,7 +329,7 @@ def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_
 
     state, tasks = answer(stack, run_id, "Approve")
     assert state == "success", tasks
-    assert tasks["promote_model"] == "success" and tasks["keep_production"] == "skipped"
+    assert tasks["promote"] == "success" and tasks["keep_production"] == "skipped"
     promoted = production(stack)
     assert promoted.version == version.version
     assert promoted.tags["production.approved_by"] == "admin"
@@ -392,20 +392,20 @@ def test_a_tuned_run_that_cannot_beat_the_threshold_registers_nothing_and_says_w
     state, tasks = follow(stack, run_id)
     assert state == "success", tasks
     assert tasks["stop_pipeline"] == "success"
-    assert tasks["register_model"] == "skipped"
+    assert tasks["register"] == "skipped"
     after = staging(stack)
     assert (after.version, after.run_id) == (before.version, before.run_id)
     assert len(client.search_model_versions("name = 'ct-xgboost'")) == count
 
     # The tune Param ran the Optuna study (params.yaml's trials), each trial a nested run,
     # and train fitted with its best parameters.
-    tuned = stack.airflow().xcom(run_id, "tune_model")
-    assert tasks["tune_model"] == "success" and tuned["trials"] >= 1
+    tuned = stack.airflow().xcom(run_id, "tune")
+    assert tasks["tune"] == "success" and tuned["trials"] >= 1
     study = client.get_run(tuned["run_id"])
     trials = client.search_runs([study.info.experiment_id],
                                 filter_string=f"tags.mlflow.parentRunId = '{tuned['run_id']}'")
     assert len(trials) == tuned["trials"]
-    trained = client.get_run(stack.airflow().xcom(run_id, "train_model")["run_id"])
+    trained = client.get_run(stack.airflow().xcom(run_id, "train")["run_id"])
     assert trained.data.tags["tune.run_id"] == tuned["run_id"]
     assert trained.data.params["xgb.max_depth"] == str(tuned["best_params"]["max_depth"])
 
@@ -435,7 +435,7 @@ def test_a_run_without_new_data_is_skipped_at_once_after_one_check(stack: Stack)
     created = subprocess.run(
         ["docker", "events", "--since", str(since), "--until", str(int(time.time()) + 1),
          "--filter", "type=container", "--filter", "event=create",
-         "--filter", "label=ct.step=check-data", "--filter", f"label=ct.dag_run={run_id}",
+         "--filter", "label=ct.step=check_data", "--filter", f"label=ct.dag_run={run_id}",
          "--format", "{{.ID}}"], capture_output=True, text=True, check=True, timeout=60,
     ).stdout.split()
     assert len(created) == 1, created
@@ -451,6 +451,20 @@ def make_run_behind(stack: Stack, waiting: str) -> str:
         f"{DAG_ID}: run {queued} is queued behind run {waiting}, which waits for an answer to its "
         "promotion request: make approve / make reject (or the Airflow UI), then make follow"), lines
     return queued
+
+
+def compared_fairly_with_drift_measured(stack: Stack, run_id: str, model_run_id: str) -> None:
+    """A new data version: check_drift compared it with the Staging model's, with Evidently; the
+    Staging model had seen none of the test rows, and the gate's reason says so."""
+    drift_line = stack.airflow().xcom(run_id, "evaluate")["drift_line"]
+    assert drift_line.startswith("data drift since the Staging model's data: "), drift_line
+    new_run = mlflow_client(stack).get_run(model_run_id)
+    assert new_run.data.tags["drift.summary"] == drift_line
+    assert new_run.data.tags["champion.seen_test_rows"] == "0"
+    test_rows = new_run.data.tags["rows.test"]
+    assert f"it was trained on none of these {test_rows} test rows" in new_run.data.tags["gate.reason"]
+    assert 0.0 <= new_run.data.metrics["drift.share"] <= 1.0
+    assert "drift_report.html" in {a.path for a in mlflow_client(stack).list_artifacts(model_run_id)}
 
 
 def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack, tmp_path: Path) -> None:
@@ -483,27 +497,17 @@ def test_publishing_a_file_starts_a_run_by_itself_that_registers_it(stack: Stack
     serving = production(stack)
     state, tasks = follow(stack, run_id)
     assert state == "awaiting_input", tasks
-    assert tasks["register_model"] == "success", tasks
+    assert tasks["register"] == "success", tasks
     version = staging(stack)
     assert version.tags["data_version"] == md5
-    # A new data version: check_drift compared it with the Staging model's, with Evidently.
-    drift_line = stack.airflow().xcom(run_id, "evaluate_model")["drift_line"]
-    assert drift_line.startswith("data drift since the Staging model's data: "), drift_line
-    new_run = mlflow_client(stack).get_run(version.run_id)
-    assert new_run.data.tags["drift.summary"] == drift_line
-    # The comparison was fair, and the reason says so: the Staging model had seen none of the test rows.
-    assert new_run.data.tags["champion.seen_test_rows"] == "0"
-    test_rows = new_run.data.tags["rows.test"]
-    assert f"it was trained on none of these {test_rows} test rows" in new_run.data.tags["gate.reason"]
-    assert 0.0 <= new_run.data.metrics["drift.share"] <= 1.0
-    assert "drift_report.html" in {a.path for a in mlflow_client(stack).list_artifacts(version.run_id)}
+    compared_fairly_with_drift_measured(stack, run_id, version.run_id)
 
     queued = make_run_behind(stack, run_id)
 
     # A person rejects it: it stays the Staging model, Production is unchanged and they hear of it.
     state, tasks = answer(stack, run_id, "Reject")
     assert state == "success", tasks
-    assert tasks["keep_production"] == "success" and tasks["promote_model"] == "skipped"
+    assert tasks["keep_production"] == "success" and tasks["promote"] == "skipped"
     assert production(stack).version == serving.version
     assert staging(stack).version == version.version
     message = stack.notifications.wait_for(run_id=run_id, task_id="keep_production")
@@ -569,14 +573,15 @@ def test_a_file_that_fails_validation_is_not_published_and_starts_nothing(
                                *lines[4:]]) + "\n", encoding="utf-8")
     done = stack_command("make", "publish", f"FILE={typo}", check=False)
     assert done.returncode != 0 and done.stdout == "", done.stdout
-    assert (f"error: publish_data: column '{lines[0].split(',')[0]}' in typo.csv holds numbers, but 3 value(s) "
-            "are not: 'oops'") in done.stderr, done.stderr
+    column = lines[0].split(",")[0]
+    assert (f"error: publish_data: column '{column}' in typo.csv holds numbers, but 3 value(s) are not: "
+            "'oops'") in done.stderr, done.stderr
     assert published_pointer(stack) == pointer and asset_events(stack) == events
 
 
 def test_s3_gone_for_30_seconds_during_training_is_survived_by_a_retry(stack: Stack) -> None:
     run_id = trigger(stack, {"force": True, "auto_approve": True})
-    wait_for_state(stack, run_id, "train_model", {"queued", "running"})
+    wait_for_state(stack, run_id, "train", {"queued", "running"})
     compose("stop", "s3")
     time.sleep(30)
     compose("start", "s3")
@@ -597,15 +602,15 @@ def test_a_task_marked_failed_while_its_container_runs_fails_the_run_and_notifie
         assert time.monotonic() < deadline, "train's container never started"
         time.sleep(0.3)
     time.sleep(2)
-    stack.airflow().set_task_state(run_id, "train_model", "failed")
+    stack.airflow().set_task_state(run_id, "train", "failed")
     state, tasks = follow(stack, run_id)
     assert state == "failed"
-    assert tasks["train_model"] == "failed"
-    assert tasks["evaluate_model"] == "upstream_failed"
-    message = stack.notifications.wait_for(run_id=run_id, task_id="train_model")
+    assert tasks["train"] == "failed"
+    assert tasks["evaluate"] == "upstream_failed"
+    message = stack.notifications.wait_for(run_id=run_id, task_id="train")
     assert message["outcome"] == "failed"
     assert "stopped from outside" in message["reason"]
-    assert f"/runs/{urllib.parse.quote(run_id, safe='')}/tasks/train_model" in message["url"]
+    assert f"/runs/{urllib.parse.quote(run_id, safe='')}/tasks/train" in message["url"]
     deadline = time.monotonic() + 30
     while step_containers(**{"ct.dag_run": run_id}):
         assert time.monotonic() < deadline, f"containers of {run_id} left: {step_containers()}"
@@ -626,15 +631,15 @@ def test_a_corrupt_data_version_fails_at_once_without_retries_and_notifies(stack
     stack.runs.append(run_id)
     assert done.returncode != 0, done.stdout + done.stderr  # make run fails when the run fails
     # make run shows the failed try's log, then says in its last line where and why.
-    assert "--- prepare_data try 1, last lines of its log ---" in done.stdout
-    assert lines[-1].startswith(f"{DAG_ID}: failed at prepare_data, nothing registered: error: prepare: "
+    assert "--- prepare try 1, last lines of its log ---" in done.stdout
+    assert lines[-1].startswith(f"{DAG_ID}: failed at prepare, nothing registered: error: prepare: "
                                 "data version "), lines[-1]
     assert lines[-1].endswith("corrupt (md5 mismatch) (exit code 3: no retry can fix this)")
     tasks = stack.airflow().task_states(run_id)
     assert stack.airflow().run(run_id)["state"] == "failed"
-    assert tasks["prepare_data"] == "failed"
-    assert [t["try_number"] for t in stack.airflow().tries(run_id, "prepare_data")] == [1]
-    message = stack.notifications.wait_for(run_id=run_id, task_id="prepare_data")
+    assert tasks["prepare"] == "failed"
+    assert [t["try_number"] for t in stack.airflow().tries(run_id, "prepare")] == [1]
+    message = stack.notifications.wait_for(run_id=run_id, task_id="prepare")
     assert "corrupt (md5 mismatch)" in message["reason"]
     assert message["reason"].endswith("(exit code 3: no retry can fix this)")
 

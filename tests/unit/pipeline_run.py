@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_steps import evaluate, prepare, register, storage, train
+from pipeline_steps.steps import evaluate
+from pipeline_steps.steps import prepare
+from pipeline_steps.steps import register
+from pipeline_steps.services import storage
+from pipeline_steps.steps import train
 from pipeline_steps.settings import Settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 
 
 @dataclass

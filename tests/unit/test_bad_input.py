@@ -13,12 +13,15 @@ import uuid
 import mlflow
 import pytest
 
-from pipeline_steps import prepare, register, train, versions
+from pipeline_steps.steps import prepare
+from pipeline_steps.steps import register
+from pipeline_steps.steps import train
+from pipeline_steps.data import versions
 from pipeline_steps.cli import EXIT_PERMANENT, EXIT_RETRYABLE
-from pipeline_steps.data import md5_hex
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.data.tables import md5_hex
+from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.settings import Settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.services import free_port
 from tests.unit.http_stub import Answer, http_stub
 
@@ -70,7 +73,7 @@ def test_prepare_rejects_bad_data_with_a_message_naming_the_cause(
     line = error_line(capsys)
     assert line.startswith("error: prepare: ")
     assert message in line
-    assert not store.exists(f"{run_prefix}/prepare/prepare.json")
+    assert not store.exists(f"{run_prefix}/prepare/result.json")
     assert not store.exists(f"{run_prefix}/prepare/train.parquet")
 
 
@@ -89,7 +92,7 @@ def test_a_failed_prepare_leaves_the_earlier_output_as_it_was(
 ) -> None:
     assert run_prepare(store, run_prefix, GOOD_CSV) == 0
     capsys.readouterr()
-    before = {f: store.read_bytes(f"{run_prefix}/prepare/{f}") for f in ("prepare.json", "train.parquet")}
+    before = {f: store.read_bytes(f"{run_prefix}/prepare/{f}") for f in ("result.json", "train.parquet")}
 
     assert run_prepare(store, run_prefix, b"a;b;target\n1;2;0\n") == EXIT_PERMANENT
     error_line(capsys)
@@ -114,7 +117,7 @@ def test_a_corrupt_data_version_is_not_retried(
     assert error_line(capsys) == (
         f"error: prepare: data version {version} on the remote is corrupt (md5 mismatch)"
     )
-    assert not store.exists(f"{run_prefix}/prepare/prepare.json")
+    assert not store.exists(f"{run_prefix}/prepare/result.json")
 
 
 def test_an_unreachable_s3_is_named_and_retried(
@@ -198,7 +201,7 @@ def test_register_without_an_evaluation_registers_nothing(
     prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", input_uri=source)
     trained = train.train(settings, store, prepared["prepared_uri"], f"{run_prefix}/train")
     # A forged evaluate record, passed by the gate, pointing at the trained but never evaluated run.
-    store.write_manifest(f"{run_prefix}/evaluate", "evaluate", {
+    store.write_result(f"{run_prefix}/evaluate", {
         "run_id": trained["run_id"], "metric": "f1", "value": 1.0,
         "gate": {"decision": "passed", "passed": True, "reason": "forged"},
     })
@@ -207,7 +210,7 @@ def test_register_without_an_evaluation_registers_nothing(
     assert register.main(["--evaluated", f"{run_prefix}/evaluate"]) == EXIT_PERMANENT
     assert f"run {trained['run_id']} has no accuracy, balanced_accuracy, precision" in error_line(capsys)
     assert register.main(["--evaluated", f"{run_prefix}/nowhere"]) == EXIT_PERMANENT
-    assert "did the evaluate step finish?" in error_line(capsys)
+    assert f"did the step that writes {run_prefix}/nowhere finish?" in error_line(capsys)
     assert not mlflow.MlflowClient(settings.mlflow_tracking_uri).search_registered_models(
         filter_string=f"name = '{settings.model_name}'"
     )

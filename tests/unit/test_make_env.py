@@ -7,15 +7,20 @@ The services get secrets as files (compose `secrets:`), never as environment tha
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from pipeline_steps.settings import SECRETS
 from tests.host_scripts import SCRIPTS
 
 
-def make_env(env_file: Path) -> dict[str, str]:
-    subprocess.run(["bash", str(SCRIPTS / "make-env.sh"), str(env_file)], check=True, capture_output=True)
+def make_env(env_file: Path, **environment: str) -> dict[str, str]:
+    """`make up`'s first act, as it runs it: stack.py env-file (with only this environment)."""
+    subprocess.run([sys.executable, str(SCRIPTS / "stack.py"), "env-file", str(env_file)], check=True,
+                   capture_output=True, env={"PATH": "/usr/bin:/bin", **environment})
     lines = env_file.read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
@@ -23,7 +28,7 @@ def make_env(env_file: Path) -> dict[str, str]:
 def test_every_secret_of_env_gets_a_file_holding_exactly_its_value(tmp_path: Path) -> None:
     env = make_env(tmp_path / ".env")
     folder = tmp_path / ".env.secrets"
-    assert sorted(path.name for path in folder.iterdir()) == sorted(env)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(env) == sorted(s.name for s in SECRETS)
     assert len(env) == 19
     for name, value in env.items():
         assert (folder / name).read_text() == value, name
@@ -59,3 +64,35 @@ def test_compose_declares_a_secret_file_for_each_generated_secret(tmp_path: Path
     declared = yaml.safe_load((SCRIPTS.parent / "docker-compose.yml").read_text())["secrets"]
     assert sorted(declared) == sorted(make_env(tmp_path / ".env"))
     assert {entry["file"].rsplit("/", 1)[1] for entry in declared.values()} == set(declared)
+
+
+def test_the_settings_set_in_env_or_in_make_ups_environment_and_no_secret_go_to_the_services(
+    tmp_path: Path,
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("QUALITY_THRESHOLD=0.9\nCT_AUTO_APPROVE=true\nNOT_A_SETTING=x\n")
+    secrets = make_env(env_file, CT_AUTO_APPROVE="false", CT_NOTIFY_WEBHOOK="http://receiver:9/hook")
+    given = dict(line.split("=", 1) for line in (tmp_path / ".env.settings").read_text().splitlines()
+                 if not line.startswith("#"))
+    assert given == {"QUALITY_THRESHOLD": "0.9", "CT_AUTO_APPROVE": "false",
+                     "CT_NOTIFY_WEBHOOK": "http://receiver:9/hook"}
+    assert not set(given.values()) & {secrets[secret.name] for secret in SECRETS}
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ("", "EXECUTOR=celery"),
+    ("EXECUTOR=local\n", "EXECUTOR=celery"),
+])
+def test_a_choice_make_up_made_is_recorded_in_env_where_a_person_sees_it(
+    tmp_path: Path, lines: str, expected: str
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(lines)
+    subprocess.run([sys.executable, str(SCRIPTS / "stack.py"), "remember", "EXECUTOR", "celery"], check=True,
+                   env={"PATH": "/usr/bin:/bin", "ENV_FILE": str(env_file)})
+    recorded = [line for line in env_file.read_text().splitlines() if line.startswith("EXECUTOR=")]
+    assert recorded == [expected]
+    got = subprocess.run([sys.executable, str(SCRIPTS / "stack.py"), "get", "EXECUTOR", "local"],
+                         capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "ENV_FILE": str(env_file)}).stdout.strip()
+    assert got == "celery"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_steps import cli, tracking
+from pipeline_steps import cli
+from pipeline_steps.services import tracking
 from pipeline_steps.settings import load_settings
 from tests import services
 
@@ -36,7 +37,7 @@ def step_env(s3_server: services.S3Server, uri: str, **login: str) -> dict[str, 
 
 
 def check_data(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline_steps.check_data"], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "pipeline_steps", "check_data"], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False, timeout=300)
 
 

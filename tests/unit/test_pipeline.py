@@ -12,12 +12,15 @@ import mlflow
 import pytest
 from PIL import Image
 
-from pipeline_steps import check_data, publish_data, register, tracking
-from pipeline_steps.data import md5_hex
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.steps import check_data
+from pipeline_steps.steps import publish_data
+from pipeline_steps.steps import register
+from pipeline_steps.services import tracking
+from pipeline_steps.data.tables import md5_hex
+from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import METRICS, Settings, load_settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
 
@@ -82,7 +85,7 @@ def test_a_full_run_registers_a_staging_version_with_its_provenance(
     assert version.tags["git_commit"] == settings.git_commit
     assert version.tags["seed"] == str(settings.seed)
     for step in ("prepare", "train", "evaluate", "register"):
-        assert version.tags[f"image.{step}"] == settings.image
+        assert version.tags[f"image.{step}"] == settings.step_image
 
     mlflow_run = client.get_run(run.trained["run_id"])
     assert mlflow_run.data.tags["mlflow.source.git.commit"] == settings.git_commit
@@ -113,7 +116,7 @@ def test_an_evaluation_without_a_gate_decision_is_not_registered(
 ) -> None:
     run = run_steps(settings, store, run_prefix, data_version=published["md5"], do_register=False)
     older = {key: value for key, value in run.evaluated.items() if key != "gate"}
-    store.write_manifest(f"{run_prefix}/older", "evaluate", older)
+    store.write_result(f"{run_prefix}/older", older)
     with pytest.raises(PipelineError, match="has no quality gate decision: evaluate it again"):
         register.register(settings, store, f"{run_prefix}/older")
 
@@ -171,7 +174,7 @@ def test_a_multiclass_table_given_by_location_runs_through(
     store.write_bytes(source, builtin_csv("wine"))
     run = run_steps(settings, store, run_prefix, input_uri=source)
     assert run.prepared["data_version"] == md5_hex(builtin_csv("wine"))
-    assert store.read_json(f"{run_prefix}/prepare/prepare.json")["classes"] == [0, 1, 2]
+    assert store.read_json(f"{run_prefix}/prepare/result.json")["classes"] == [0, 1, 2]
     assert set(run.evaluated["metrics"]) == set(METRICS)
     assert run.registered["version"] == "1"
 

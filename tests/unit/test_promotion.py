@@ -17,11 +17,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline_steps import evaluate, promote, publish_data, tracking
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.steps import evaluate
+from pipeline_steps.modelling import production
+from pipeline_steps.steps import promote, rollback
+from pipeline_steps.steps import publish_data
+from pipeline_steps.services import tracking
+from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.errors import PipelineError
 from pipeline_steps.settings import Settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
 
@@ -111,16 +115,16 @@ def test_promotion_serves_the_approved_version_and_rollback_returns_to_the_one_b
     assert (alias(settings, "production"), stage(settings, "2"), stage(settings, "1")) == (
         "2", "Production", "Archived")
     tags = client(settings).get_model_version(name, "2").tags
-    assert tags[promote.TAG_PROMOTED_BY] == "bob" and tags["image.promote"] == "ct-test:unit"
+    assert tags[production.TAG_PROMOTED_BY] == "bob" and tags["image.promote"] == "ct-test:unit"
     again = promote.promote(settings, "2", "bob")["message"]
     assert again.endswith("already serves production: nothing changed")
 
-    done = promote.rollback(settings)
+    done = rollback.rollback(settings)
     assert done["message"] == f"production now serves {name} version 1 (rolled back from version 2)"
     assert (alias(settings, "production"), stage(settings, "1"), stage(settings, "2")) == (
         "1", "Production", "Archived")
     assert alias(settings, "staging") == "2"  # the Staging model is not touched
-    assert promote.rollback(settings) == {"step": "rollback", "skip_reason": (
+    assert rollback.rollback(settings) == {"step": "rollback", "skip_reason": (
         f"nothing to roll back to: {name} version 1 is the only approved version left, and Production "
         "stays as it is")}
     assert alias(settings, "production") == "1"
@@ -129,7 +133,7 @@ def test_promotion_serves_the_approved_version_and_rollback_returns_to_the_one_b
 def test_rollback_without_production_says_so_and_promoting_a_missing_version_fails_clearly(
     settings: Settings,
 ) -> None:
-    assert promote.rollback(settings) == {
+    assert rollback.rollback(settings) == {
         "step": "rollback", "skip_reason": f"{settings.model_name} has no Production model to roll back"}
     with pytest.raises(PipelineError, match=f"model {settings.model_name} has no version 7"):
         promote.promote(settings, "7", "alice")

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_steps import data, publish_data
+from pipeline_steps.data import tables
+from pipeline_steps.steps import publish_data
 from pipeline_steps.cli import EXIT_OK, EXIT_PERMANENT, EXIT_RETRYABLE
 from pipeline_steps.settings import load_settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.services import free_port
 from tests.unit.http_stub import Answer, Request, Stub, http_stub
 
@@ -100,7 +101,7 @@ def test_publishing_announces_the_version_on_the_asset_of_its_pointer(
 ) -> None:
     assert publish_file(tmp_path) == EXIT_OK
     result = json.loads(capsys.readouterr().out)
-    md5 = data.md5_hex(CHURN_CSV)
+    md5 = tables.md5_hex(CHURN_CSV)
     assert (result["md5"], result["path"], result["dataset"]) == (md5, "churn.csv", dataset)
     assert (result["announced"], result["asset_event_id"]) == (True, EVENT_ID)
 
@@ -121,7 +122,7 @@ def test_without_an_airflow_api_url_nothing_is_announced(
     assert publish_file(tmp_path) == EXIT_OK
     result = json.loads(capsys.readouterr().out)
     assert (result["announced"], result["asset_event_id"]) == (False, None)
-    assert store.read_json(pointer_uri)["md5"] == data.md5_hex(CHURN_CSV)
+    assert store.read_json(pointer_uri)["md5"] == tables.md5_hex(CHURN_CSV)
     assert not airflow.requests
 
 
@@ -141,7 +142,7 @@ def test_when_airflow_is_down_the_version_is_still_published_and_a_retry_is_aske
     url = f"http://127.0.0.1:{free_port()}"
     set_airflow(monkeypatch, url)
     assert publish_file(tmp_path) == EXIT_RETRYABLE
-    md5 = data.md5_hex(CHURN_CSV)
+    md5 = tables.md5_hex(CHURN_CSV)
     line = failure(capsys)
     assert line.startswith(f"error: publish_data: published {dataset} version {md5}, "
                            f"but Airflow unreachable at {url} (")
@@ -177,14 +178,14 @@ def test_an_asset_airflow_does_not_know_yet_is_named_and_not_retried(
 def test_a_file_given_on_stdin_is_published_under_the_given_name(
     store: Storage, pointer_uri: str
 ) -> None:
-    payload = data.to_parquet(data.load_table(CHURN_CSV, "churn.csv"))  # Parquet: told by its bytes
+    payload = tables.to_parquet(tables.load_table(CHURN_CSV, "churn.csv"))  # Parquet: told by its bytes
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline_steps.publish_data", "--file", "-", "--name", "churn.parquet"],
+        [sys.executable, "-m", "pipeline_steps", "publish_data", "--file", "-", "--name", "churn.parquet"],
         input=payload, capture_output=True, check=False, timeout=300, env=dict(os.environ),
     )
     assert done.returncode == EXIT_OK, done.stderr.decode()
     result = json.loads(done.stdout)
-    assert (result["md5"], result["path"], result["rows"]) == (data.md5_hex(payload), "churn.parquet", 12)
+    assert (result["md5"], result["path"], result["rows"]) == (tables.md5_hex(payload), "churn.parquet", 12)
     assert store.read_json(pointer_uri) == {
         k: v for k, v in result.items() if k not in publish_data.NOT_ANNOUNCED
     }

@@ -17,10 +17,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline_steps import evaluate, publish_data, tracking
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.steps import evaluate
+from pipeline_steps.steps import publish_data
+from pipeline_steps.services import tracking
+from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.settings import Settings, load_settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
 
@@ -83,7 +85,7 @@ def test_a_real_table_with_text_labels_is_published_trained_evaluated_and_regist
     published = publish_data.publish(settings, store, table.csv, f"{settings.dataset_name}.csv")
     run = run_steps(settings, store, run_prefix, data_version=published["md5"])
 
-    prepared = store.read_json(f"{run_prefix}/prepare/prepare.json")
+    prepared = store.read_json(f"{run_prefix}/prepare/result.json")
     assert prepared["classes"] == table.classes
     kinds = {f["name"]: f["kind"] for f in prepared["schema"]["features"]}
     assert {name for name, kind in kinds.items() if kind == "categorical"} == table.categorical

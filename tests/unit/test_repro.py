@@ -64,7 +64,7 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Reproduced:
 
 def test_dvc_repro_runs_every_stage_and_registers_a_model(reproduced: Reproduced) -> None:
     tmp_path = reproduced.folder
-    registered = json.loads((tmp_path / "work/register/register.json").read_text())
+    registered = json.loads((tmp_path / "work/register/result.json").read_text())
     metrics = json.loads((tmp_path / "work/evaluate/metrics.json").read_text())
     assert (tmp_path / "work/train/model.pkl").stat().st_size > 0
     assert (tmp_path / "work/evaluate/confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -77,7 +77,7 @@ def test_dvc_repro_runs_every_stage_and_registers_a_model(reproduced: Reproduced
     assert {name: value for name, value in logged.items() if "." not in name} == metrics
     assert {name: logged[f"challenger.{name}"] for name in metrics} == metrics
     assert (tmp_path / "dvc.lock").is_file()
-    assert json.loads((tmp_path / "work/tune/tune.json").read_text())["enabled"] is False  # off by default
+    assert json.loads((tmp_path / "work/tune/result.json").read_text())["enabled"] is False  # off by default
 
 
 def test_dvc_plots_draws_the_confusion_matrix_and_the_curves_from_the_evaluate_stage(
@@ -121,7 +121,7 @@ def test_dvc_exp_run_sets_a_parameter_and_exp_show_lists_params_and_metrics_side
     for row in (baseline, deeper):
         assert 0.5 < float(row["f1"]) <= 1 and float(row["roc_auc"]) > 0.5
         assert (row["gate.metric"], row["seed"], row["data.name"]) == ("f1", "42", "breast_cancer")
-    trained = json.loads((folder / "work/train/train.json").read_text())
+    trained = json.loads((folder / "work/train/result.json").read_text())
     assert trained["xgb_params"]["max_depth"] == 6  # the step read the parameter DVC set
     changed = reproduced.dvc("params", "diff", "--json")
     assert changed.returncode == 0, changed.stderr[-3000:]
@@ -138,12 +138,12 @@ def test_a_local_run_that_misses_the_threshold_registers_nothing_and_says_why(
     done = reproduced.dvc("exp", "run", "--name", "strict", "--set-param", "gate.threshold=0.999")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
-    registered = json.loads((reproduced.folder / "work/register/register.json").read_text())
+    registered = json.loads((reproduced.folder / "work/register/result.json").read_text())
     assert registered["registered"] is False
     assert re.fullmatch(r"f1=0\.\d{4} does not beat the threshold 0\.9990", registered["reason"])
     assert f"no model registered: {registered['reason']}" in done.stdout + done.stderr
     assert len(client.search_model_versions("name='ct-xgboost'")) == len(versions_before)
-    evaluated = json.loads((reproduced.folder / "work/evaluate/evaluate.json").read_text())
+    evaluated = json.loads((reproduced.folder / "work/evaluate/result.json").read_text())
     assert evaluated["gate"]["decision"] == "stopped"
     assert client.get_run(evaluated["run_id"]).data.tags["gate.reason"] == registered["reason"]
 
@@ -154,8 +154,8 @@ def test_the_tune_stage_is_off_by_default_and_dvc_exp_run_turns_it_on(reproduced
                           "--set-param", "tune.trials=3")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
-    tuned = json.loads((folder / "work/tune/tune.json").read_text())
-    trained = json.loads((folder / "work/train/train.json").read_text())
+    tuned = json.loads((folder / "work/tune/result.json").read_text())
+    trained = json.loads((folder / "work/train/result.json").read_text())
     assert (tuned["enabled"], tuned["trials"]) == (True, 3)
     assert trained["tune_run_id"] == tuned["run_id"]
     assert {k: trained["xgb_params"][k] for k in tuned["best_params"]} == tuned["best_params"]

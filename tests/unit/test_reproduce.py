@@ -10,11 +10,12 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from pipeline_steps import publish_data, reproduce
-from pipeline_steps.datasets import builtin_csv
-from pipeline_steps.provenance import NOT_IN_AN_IMAGE
+from pipeline_steps.steps import publish_data
+from pipeline_steps.tools import reproduce
+from pipeline_steps.data.builtin import builtin_csv
+from pipeline_steps.services.provenance import NOT_IN_AN_IMAGE
 from pipeline_steps.settings import Settings, load_settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests.unit.pipeline_run import run_steps
 
 

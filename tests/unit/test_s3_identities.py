@@ -6,19 +6,20 @@ import dataclasses
 
 import pytest
 
-from pipeline_steps import prepare, publish_data, storage
-from pipeline_steps.datasets import builtin_csv
+from pipeline_steps.steps import prepare
+from pipeline_steps.steps import publish_data
+from pipeline_steps.services import storage
+from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.errors import RequestRefusedError
 from pipeline_steps.settings import Settings
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 from tests import services
 
 
 def as_pipeline(settings: Settings) -> Settings:
     """The same settings with the steps' scoped keys instead of the admin's."""
-    s3 = dataclasses.replace(settings.s3, access_key_id=services.PIPELINE_ACCESS_KEY,
-                             secret_access_key=services.PIPELINE_SECRET_KEY)
-    return dataclasses.replace(settings, s3=s3)
+    return dataclasses.replace(settings, aws_access_key_id=services.PIPELINE_ACCESS_KEY,
+                               aws_secret_access_key=services.PIPELINE_SECRET_KEY)
 
 
 def test_the_pipeline_identity_reads_the_data_and_writes_its_run(
@@ -28,7 +29,7 @@ def test_the_pipeline_identity_reads_the_data_and_writes_its_run(
     scoped = as_pipeline(settings)
     prepared = prepare.prepare(scoped, Storage(scoped.s3), storage.join(run_prefix, "prepare"),
                                data_version=published["md5"])
-    manifest = store.read_manifest(prepared["prepared_uri"], "prepare")
+    manifest = store.read_result(prepared["prepared_uri"])
     assert store.exists(manifest["train_uri"]) and store.exists(manifest["test_uri"])
     assert manifest["data_version"] == published["md5"]
 

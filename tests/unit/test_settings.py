@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,7 @@ import pytest
 import yaml
 
 from pipeline_steps.errors import SettingsError
-from pipeline_steps import params
-from pipeline_steps.settings import GATE_METRICS, load_settings
+from pipeline_steps.settings import GATE_METRICS, SECRETS, declared, load_settings, lookup
 
 
 def test_defaults_need_no_environment_come_from_params_yaml_and_track_into_local_sqlite(
@@ -69,8 +67,8 @@ def test_a_params_file_sets_the_defaults_and_a_set_variable_wins_over_it(tmp_pat
     assert settings.xgb_params == {"max_depth": 6, "n_estimators": 50}  # merged over train.xgb
     assert (settings.quality_metric, settings.quality_threshold, settings.quality_tolerance) == (
         "roc_auc", 0.7, 0.02)
-    assert (settings.tune.enabled, settings.tune.trials, settings.tune.timeout_seconds,
-            settings.tune.folds) == (True, 5, 60, 4)
+    assert (settings.tune_enabled, settings.tune_trials, settings.tune_timeout_seconds,
+            settings.tune_folds) == (True, 5, 60, 4)
 
 
 def repo_params(**changed: Any) -> dict[str, Any]:
@@ -91,7 +89,7 @@ def test_the_parameters_passed_as_content_win_over_the_file() -> None:
     [
         ("seed: [1", r"^CT_PARAMS is not valid YAML: "),
         ("- 1", r"^CT_PARAMS must be a mapping of parameters"),
-        ("seed: 1", r"^TARGET_COLUMN is not set, and the parameters \(params.yaml\) have no data.target$"),
+        ("seed: 1", r"^DATASET_NAME is not set, and the parameters \(params.yaml\) have no data.name$"),
         (json.dumps(repo_params(gate={"metric": "f1"})),
          r"^QUALITY_THRESHOLD is not set, and the parameters \(params.yaml\) have no gate.threshold$"),
         (json.dumps(repo_params(train={"xgb": 3})),
@@ -112,9 +110,29 @@ def test_a_missing_params_file_is_named(tmp_path: Path) -> None:
         load_settings({"CT_PARAMS_FILE": str(tmp_path / "nowhere.yaml")})
 
 
-def test_every_parameter_maps_to_a_key_of_params_yaml(repo_root: Path) -> None:
+def leaves(mapping: dict, prefix: str = "") -> set[str]:
+    """The dotted keys of a nested mapping's values (train.xgb counts as one: it is one setting)."""
+    found = set()
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        nested = isinstance(value, dict) and dotted != "train.xgb"
+        found |= leaves(value, f"{dotted}.") if nested else {dotted}
+    return found
+
+
+def test_every_key_of_params_yaml_is_a_declared_setting_and_back(repo_root: Path) -> None:
     defaults = yaml.safe_load((repo_root / "params.yaml").read_text())
-    assert set(params.as_environment(defaults)) == set(params.KEYS) - {"POSITIVE_CLASS"}  # null there
+    keyed = {item.spec.key for item in declared() if item.spec.key}
+    assert leaves(defaults) == keyed
+    assert all(lookup(defaults, key) is not None or key == "data.positive_class" for key in keyed)
+
+
+def test_each_setting_is_named_once_and_its_variable_is_its_name() -> None:
+    names = [item.name for item in declared()]
+    assert len(names) == len(set(names)) and not set(names) & {secret.name for secret in SECRETS}
+    assert all(item.name == item.attribute.upper() for item in declared())
+    assert {item.spec.param for item in declared() if item.spec.param} == {
+        "xgb_params", "tune", "metric", "threshold", "tolerance", "max_drift_share", "auto_approve"}
 
 
 @pytest.mark.parametrize(
@@ -195,10 +213,7 @@ def test_an_airflow_api_url_without_a_scheme_is_named() -> None:
         load_settings({**AIRFLOW_API, "AIRFLOW_API_URL": "airflow-apiserver:8080"})
 
 
-def test_the_dag_offers_exactly_the_metrics_the_gate_can_compare(repo_root: Path) -> None:
-    dag_file = repo_root / "orchestration" / "dags" / "ml_training_pipeline.py"
-    assignments = [node for node in ast.walk(ast.parse(dag_file.read_text()))
-                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "GATE_METRICS"]
-    assert len(assignments) == 1
-    assert tuple(ast.literal_eval(assignments[0].value)) == GATE_METRICS
+def test_the_gate_metric_is_one_the_gate_can_compare_and_so_is_the_dag_s_choice() -> None:
+    [metric] = [item for item in declared() if item.spec.param == "metric"]
+    assert metric.spec.kind.schema() == {"type": "string", "enum": list(GATE_METRICS)}
     assert GATE_METRICS[0] == load_settings({}).quality_metric

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline_steps import data, storage
+from pipeline_steps.data import tables
+from pipeline_steps.services import storage
 from pipeline_steps.errors import DataValidationError, NotFoundError
-from pipeline_steps.storage import Storage
+from pipeline_steps.services.storage import Storage
 
 
 def test_an_s3_object_is_read_from_a_temporary_file_that_is_gone_afterwards(
@@ -19,7 +20,7 @@ def test_an_s3_object_is_read_from_a_temporary_file_that_is_gone_afterwards(
     store.write_bytes(uri, b"a,label\n1,x\n2,y\n")
     with store.local_file(uri) as path:
         assert path.read_bytes() == b"a,label\n1,x\n2,y\n"
-        assert data.file_md5(path) == data.md5_hex(path.read_bytes())
+        assert tables.file_md5(path) == tables.md5_hex(path.read_bytes())
     assert not path.exists()
 
 
@@ -45,14 +46,14 @@ def test_a_file_of_nothing_but_whitespace_is_empty(content: bytes, tmp_path: Pat
     path = tmp_path / "blank.csv"
     path.write_bytes(content)
     with pytest.raises(DataValidationError, match="blank.csv is empty"):
-        data.load_table(path, "blank.csv")
+        tables.load_table(path, "blank.csv")
 
 
 def test_a_table_longer_than_one_chunk_is_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "long.csv"
     rows = 450_000  # more than two chunks of the reader
     path.write_text("n,label\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(rows)))
-    frame = data.load_table(path, "long.csv")
+    frame = tables.load_table(path, "long.csv")
     assert len(frame) == rows and frame["n"].tolist() == list(range(rows))
     assert list(frame.index) == list(range(rows))
 
@@ -63,5 +64,5 @@ def test_a_parquet_split_reads_back_as_it_was_written(where: str, tmp_path: Path
     frame = pd.DataFrame({"amount": [1.5, None, 3.0], "plan": ["gold", None, "basic"],
                           "label": ["yes", "no", "yes"]})
     uri = storage.join(run_prefix, "train.parquet") if where == "s3" else str(tmp_path / "train.parquet")
-    store.write_bytes(uri, data.to_parquet(frame))
-    pd.testing.assert_frame_equal(data.read_frame(store, uri), frame)
+    store.write_bytes(uri, tables.to_parquet(frame))
+    pd.testing.assert_frame_equal(tables.read_frame(store, uri), frame)

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_steps import model as model_module
+from pipeline_steps.modelling import model as model_module
 from pipeline_steps.errors import DataValidationError
-from pipeline_steps.schema import BOOLEAN, CATEGORICAL, NUMERIC, TableSchema, differences
+from pipeline_steps.data.schema import BOOLEAN, CATEGORICAL, NUMERIC, TableSchema, differences
 from pipeline_steps.text import some
-from pipeline_steps.validation import clean, without_duplicate_rows
+from pipeline_steps.data.validation import clean, without_duplicate_rows
 
 ROWS = 40
 

@@ -7,10 +7,12 @@ import dataclasses
 import mlflow
 import pytest
 
-from pipeline_steps import prepare, train, tune
-from pipeline_steps.datasets import builtin_csv
-from pipeline_steps.settings import Settings, TuneSettings
-from pipeline_steps.storage import Storage
+from pipeline_steps.steps import prepare
+from pipeline_steps.steps import train
+from pipeline_steps.steps import tune
+from pipeline_steps.data.builtin import builtin_csv
+from pipeline_steps.settings import Settings
+from pipeline_steps.services.storage import Storage
 
 
 @pytest.fixture
@@ -22,8 +24,8 @@ def prepared(settings: Settings, store: Storage, run_prefix: str) -> dict:
 
 def tuning_on(settings: Settings, trials: int, folds: int) -> Settings:
     """The settings with tuning on, bounded by trials (the time box is generous)."""
-    return dataclasses.replace(settings, tune=TuneSettings(enabled=True, trials=trials,
-                                                           timeout_seconds=600, folds=folds))
+    return dataclasses.replace(settings, tune_enabled=True, tune_trials=trials, tune_timeout_seconds=600,
+                               tune_folds=folds)
 
 
 def test_five_trials_give_the_same_best_parameters_twice_and_each_trial_is_a_nested_run(
@@ -64,7 +66,7 @@ def test_train_fits_with_the_best_parameters_and_names_the_study(
 def test_with_tuning_off_the_step_only_says_so_and_train_keeps_params_yaml(
     settings: Settings, store: Storage, run_prefix: str, prepared: dict
 ) -> None:
-    assert settings.tune.enabled is False  # params.yaml's default
+    assert settings.tune_enabled is False  # params.yaml's default
     off = tune.tune(settings, store, prepared["prepared_uri"], f"{run_prefix}/tune")
     assert (off["enabled"], off["best_params"]) == (False, {})
     assert "run_id" not in off  # no study, no MLflow run

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ct_tasks import deployment, notify
+from ct_tasks import notify, stack_config
 
 
 def dag_arguments() -> dict[str, Any]:
@@ -13,7 +13,7 @@ def dag_arguments() -> dict[str, Any]:
     return {
         "start_date": datetime(2026, 1, 1),
         "catchup": False,
-        "max_active_runs": deployment.MAX_ACTIVE_RUNS,
+        "max_active_runs": stack_config.SETTINGS.ct_max_active_runs,
         "tags": ["ct", "xgboost"],
         "default_args": {"on_failure_callback": notify.on_task_failure()},
     }

@@ -14,9 +14,10 @@ from typing import Any
 
 from airflow.providers.http.notifications.http import HttpNotifier
 
-from ct_tasks import deployment
+from ct_tasks import stack_config
+from pipeline_steps.pipeline import GATE_TASK, KEEP_TASK, REASON_KEY
 
-GATE_REASON = "{{ ti.xcom_pull(task_ids='quality_gate', key='reason') }}"
+GATE_REASON = f"{{{{ ti.xcom_pull(task_ids='{GATE_TASK}', key='{REASON_KEY}') }}}}"
 THE_RUN = "{{ dag.dag_id }} run {{ run_id }}"
 TASK_PAGE = "{{ ti.log_url }}"
 
@@ -36,11 +37,11 @@ def payload(outcome: str, headline: str, reason: str) -> dict[str, str]:
 
 
 def _notifiers(outcome: str, headline: str, reason: str) -> list[Any]:
-    if not deployment.NOTIFY_WEBHOOK_SET:
+    if not stack_config.SETTINGS.ct_notify_webhook:
         return []
     return [
         HttpNotifier(
-            http_conn_id=deployment.NOTIFY_CONN_ID,
+            http_conn_id=stack_config.NOTIFY_CONN_ID,
             json=payload(outcome, headline, reason),
             extra_options={"timeout": 10},
         )
@@ -60,4 +61,4 @@ def on_gate_stop() -> list[Any]:
 def on_promotion_kept() -> list[Any]:
     """Callbacks for a version a person rejected (or nobody approved in time): Production unchanged."""
     return _notifiers("rejected", "not promoted, Production unchanged",
-                      "{{ ti.xcom_pull(task_ids='keep_production', key='reason') }}")
+                      f"{{{{ ti.xcom_pull(task_ids='{KEEP_TASK}', key='{REASON_KEY}') }}}}")

@@ -18,15 +18,13 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 
-from ct_tasks import deployment
+from ct_tasks import stack_config
+from pipeline_steps.pipeline import APPROVAL_TASK, APPROVED_BY_KEY, GATE_TASK, KEEP_TASK, REASON_KEY, step
+from pipeline_steps.results import RegisterResult
 
 log = logging.getLogger(__name__)
-APPROVAL_TASK = "approve_promotion"
-PROMOTE_TASK = "promote_model"
-KEEP_TASK = "keep_production"
+PROMOTE_TASK, REGISTERED = step("promote").name, step("register").name
 APPROVE, REJECT = "Approve", "Reject"
-REGISTERED = "register_model"
-APPROVED_BY_KEY = "approved_by"
 ANSWER_KEY = "answer"
 AUTO_APPROVED_BY = "auto_approve"
 
@@ -35,8 +33,8 @@ def run_link(summary: dict[str, Any] | None) -> str:
     """The MLflow UI page of the model version's run."""
     if not summary or not summary.get("run_id"):
         return "(no run)"
-    return (f"{deployment.MLFLOW_UI_URL}/#/experiments/{summary.get('experiment_id') or 0}"
-            f"/runs/{summary['run_id']}")
+    base = stack_config.SETTINGS.ct_mlflow_ui_url.rstrip("/")
+    return f"{base}/#/experiments/{summary.get('experiment_id') or 0}/runs/{summary['run_id']}"
 
 
 def _cell(metrics: dict[str, Any] | None, name: str) -> str:
@@ -44,7 +42,7 @@ def _cell(metrics: dict[str, Any] | None, name: str) -> str:
     return "–" if value is None else f"{float(value):.4f}"
 
 
-def request_body(registered: dict[str, Any], reason: str) -> str:
+def request_body(registered: RegisterResult, reason: str) -> str:
     """The approval request in Markdown: candidate, Staging (same rows) and Production, side by side."""
     version = registered["version"]
     champion = registered.get("champion") or {}
@@ -71,7 +69,7 @@ def request_body(registered: dict[str, Any], reason: str) -> str:
         "",
         f"**Approve** serves version {version} as Production (batch scoring uses it from its next run). "
         f"**Reject** keeps Production as it is ({serving}). No answer within "
-        f"{deployment.APPROVAL_TIMEOUT_HOURS:g} h counts as Reject.",
+        f"{stack_config.SETTINGS.ct_approval_timeout_hours:g} h counts as Reject.",
     ])
 
 
@@ -84,7 +82,7 @@ class PromotionApproval(HITLBranchOperator):
             options=[APPROVE, REJECT],
             options_mapping={APPROVE: PROMOTE_TASK, REJECT: KEEP_TASK},
             defaults=[REJECT],
-            response_timeout=timedelta(hours=deployment.APPROVAL_TIMEOUT_HOURS),
+            response_timeout=timedelta(hours=stack_config.SETTINGS.ct_approval_timeout_hours),
             **kwargs,
         )
 
@@ -96,7 +94,7 @@ class PromotionApproval(HITLBranchOperator):
                      registered["version"])
             ti.xcom_push(key=APPROVED_BY_KEY, value=AUTO_APPROVED_BY)
             return self.do_branch(context, [PROMOTE_TASK])
-        reason = ti.xcom_pull(task_ids="quality_gate", key="reason") or ""
+        reason = ti.xcom_pull(task_ids=GATE_TASK, key=REASON_KEY) or ""
         self.subject = f"Serve {registered['model_name']} version {registered['version']} as Production?"
         self.body = request_body(registered, reason)
         return super().execute(context)
@@ -106,7 +104,7 @@ class PromotionApproval(HITLBranchOperator):
         name = user.get("name") or user.get("id")
         chosen = ", ".join(event.get("chosen_options") or [])
         answer = (f"{chosen} by {name}" if name
-                  else f"no answer within {deployment.APPROVAL_TIMEOUT_HOURS:g} h, so {chosen}")
+                  else f"no answer within {stack_config.SETTINGS.ct_approval_timeout_hours:g} h, so {chosen}")
         context["ti"].xcom_push(key=APPROVED_BY_KEY, value=name or "nobody (timed out)")
         context["ti"].xcom_push(key=ANSWER_KEY, value=answer)
         log.info("answer: %s", answer)
@@ -122,5 +120,5 @@ def report_kept(ti: Any) -> str:
     reason = (f"version {registered.get('version')} stays in Staging ({answer}): "
               f"Production is unchanged and serves {serving}")
     log.warning("%s", reason)
-    ti.xcom_push(key="reason", value=reason)
+    ti.xcom_push(key=REASON_KEY, value=reason)
     return reason
