@@ -148,16 +148,21 @@ class S3Stack:
 
 
 def run_steps(table: str, outputs: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """prepare, train and evaluate as their CLIs, one process each, outputs under ``outputs``."""
-    python = [sys.executable, "-m"]
-    return {
-        "prepare": measured([*python, "pipeline_steps.steps.prepare", "--input", table,
-                             "--output", f"{outputs}/prepare"], env),
-        "train": measured([*python, "pipeline_steps.steps.train", "--prepared", f"{outputs}/prepare",
-                           "--output", f"{outputs}/train"], env),
-        "evaluate": measured([*python, "pipeline_steps.steps.evaluate", "--trained", f"{outputs}/train",
-                              "--output", f"{outputs}/evaluate"], env),
-    }
+    """The steps that make a model's numbers (prepare, train, evaluate: the pipeline's declaration) as
+    their CLIs, one process each, outputs under ``outputs``."""
+    # pylint: disable=import-outside-toplevel
+    from pipeline_steps import pipeline
+    from pipeline_steps.pipeline import Input
+
+    def value(item: Input) -> str | None:
+        if item.file:
+            return table
+        return f"{outputs}/{item.step}" if item.step in names else None
+
+    names = [step.name for step in pipeline.making("evaluate")]
+    return {step: measured([sys.executable, "-m", "pipeline_steps", step,
+                            *pipeline.step(step).arguments(value, f"{outputs}/{step}")], env)
+            for step in names}
 
 
 def summarised(steps: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -116,38 +116,36 @@ class Character(Kind):
 
 
 @dataclass(frozen=True)
-class Integer(Kind):
-    """A whole number, at least ``minimum``."""
+class Number(Kind):
+    """A number (``whole``: an integer), at least ``minimum``."""
 
-    minimum: int | None = None
-    json_type = "integer"
+    minimum: float | None = None
+    whole: bool = False
 
-    def parse(self, raw: str, name: str) -> int:
+    @property
+    def json_type(self) -> str:  # type: ignore[override]
+        """integer or number."""
+        return "integer" if self.whole else "number"
+
+    def parse(self, raw: str, name: str) -> float:
         try:
-            value = int(raw)
+            value = int(raw) if self.whole else float(raw)
         except ValueError:
-            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+            raise SettingsError(f"{name} must be {'an integer' if self.whole else 'a number'}, "
+                                f"got {raw!r}") from None
         if self.minimum is not None and value < self.minimum:
-            raise SettingsError(f"{name} must be at least {self.minimum}, got {raw!r}")
+            raise SettingsError(f"{name} must be at least {self.minimum:g}, got {raw!r}")
         return value
 
     def schema(self) -> dict[str, Any]:
         return {"type": self.json_type, **({"minimum": self.minimum} if self.minimum is not None else {})}
 
 
-class Number(Kind):
-    """A number, zero or more."""
+@dataclass(frozen=True)
+class Integer(Number):
+    """A whole number, at least ``minimum``."""
 
-    json_type = "number"
-
-    def parse(self, raw: str, name: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-        if value < 0:
-            raise SettingsError(f"{name} must be zero or more, got {raw!r}")
-        return value
+    whole: bool = True
 
 
 @dataclass(frozen=True)
@@ -386,8 +384,8 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # the declarati
     ct_auto_approve: bool = setting(Boolean(), "promote every registered model to Production without asking "
                                     "a person (an unattended stack)", default=False, param="auto_approve",
                                     scope=STACK)
-    ct_approval_timeout_hours: float = setting(Number(), "an approval request unanswered this long counts as "
-                                               "Reject (it holds the DAG's next run)", default=24.0,
+    ct_approval_timeout_hours: float = setting(Number(0), "an approval request unanswered this long counts "
+                                               "as Reject (it holds the DAG's next run)", default=24.0,
                                                scope=STACK)
     ct_scheduled_wait_minutes: int = setting(Integer(0), "scheduled runs wait this long for new data before "
                                              "skipping", default=0, scope=STACK)

@@ -358,9 +358,13 @@ def stack_environment(env_file: Path) -> dict[str, str]:
     """The settings a re-run on the host takes from the stack's .env: where S3 and MLflow answer on
     localhost, the steps' S3 keys and the MLflow login, and the stack's own settings."""
     found = read_env_file(env_file)
+
+    def port(name: str, default: int) -> str:  # as the stack's scripts read it: here, else .env
+        return os.environ.get(name) or found.get(name) or str(default)
+
     host = {
-        "S3_ENDPOINT_URL": f"http://localhost:{found.get('S3_PORT') or 9000}",
-        "MLFLOW_TRACKING_URI": f"http://localhost:{found.get('MLFLOW_PORT') or 5000}",
+        "S3_ENDPOINT_URL": f"http://localhost:{port('S3_PORT', 9000)}",
+        "MLFLOW_TRACKING_URI": f"http://localhost:{port('MLFLOW_PORT', 5000)}",
         "MLFLOW_TRACKING_USERNAME": "admin",
         "MLFLOW_TRACKING_PASSWORD": found.get("MLFLOW_ADMIN_PASSWORD", ""),
         "AWS_ACCESS_KEY_ID": found.get("S3_PIPELINE_ACCESS_KEY", ""),

@@ -651,7 +651,7 @@ def test_no_step_container_is_left_behind(stack: Stack) -> None:  # pylint: disa
 PROXY_PROBE = """
 import io, json, os, socket, docker
 client = docker.APIClient(base_url=os.environ["CT_DOCKER_URL"])
-image = os.environ["CT_IMAGE_PREFIX"] + "check-data:" + os.environ["CT_IMAGE_TAG"]
+image = os.environ.get("CT_IMAGE_PREFIX", "ct-") + "check-data:" + os.environ["CT_IMAGE_TAG"]
 def attempt(call):
     try:
         call()
