@@ -50,7 +50,7 @@ TAG_OUTCOME = "reproduce.outcome"
 EXIT_SAME, EXIT_DIFFERENT, EXIT_CANNOT = 0, 1, 2
 STEP_TIMEOUT_SECONDS = 1800
 # The compose helper the image runner starts a step through (the stack's `reproduce` service).
-STACK_SCRIPT = Path(__file__).resolve().parents[1] / "infra" / "scripts" / "stack.sh"
+STACK_SCRIPT = Path(__file__).resolve().parents[2] / "infra" / "scripts" / "stack.sh"
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def test_the_other_hosts_worker_shares_no_network_with_the_stack(celery_stack) -
     assert f"celery@{hostname}" in celery_stack.worker_output
     networks = subprocess.run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", container],
                               capture_output=True, text=True, check=True).stdout
-    assert set(json.loads(networks)) == {"ct-remote-worker", "ct-remote-worker_docker-api"}
+    assert set(json.loads(networks)) == {"ct-remote-worker_mlops", "ct-remote-worker_docker-api"}
     hosts = subprocess.run(["docker", "exec", container, "getent", "hosts", "postgres", "mlflow"],
                            capture_output=True, text=True, check=True).stdout.split()
     assert hosts == [BRIDGE_ADDRESS, "postgres", BRIDGE_ADDRESS, "mlflow"]
