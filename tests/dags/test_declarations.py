@@ -27,12 +27,13 @@ def test_a_declared_step_is_a_task_and_a_declared_setting_a_param_and_what_each_
     copy = copy_with_throwaways(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(copy / "orchestration" / "dags"), str(copy)]),
            "CT_PARAMS_FILE": str(copy / "params.yaml"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    done = subprocess.run([sys.executable, "-c", PARSE], cwd=copy, capture_output=True, text=True, check=False,
-                          env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", PARSE], cwd=copy, capture_output=True, text=True,
+                          check=False, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     parsed = json.loads(done.stdout.strip().splitlines()[-1])
     assert parsed["upstream"] == ["evaluate"]
-    assert parsed["command"].startswith("--trained s3://pipeline-runs/runs/") and f"/{STEP}" in parsed["command"]
+    assert parsed["command"].startswith("--trained s3://pipeline-runs/runs/")
+    assert f"/{STEP}" in parsed["command"]
     assert parsed["image"] == f"ct-{STEP}:latest"
     assert parsed["param"] == 5  # params.yaml's explain.top
     assert parsed["environment"] == (
