@@ -25,8 +25,8 @@ lint: install install-airflow ## pylint on the package, the DAGs and the tests; 
 	$(UV) run python -m pipeline_steps.tools.generate --check
 	$(UV) run pylint pipeline_steps
 	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack tests/scale_out
-	$(UV) run pylint infra/scripts/airflow_client.py infra/scripts/stack.py
-	$(UV) run pylint bench/stack.py bench/runs.py bench/dag.py bench/on_stack.py bench/scale.py \
+	$(UV) run pylint infra/scripts/airflow_client.py infra/scripts/stack.py infra/scripts/predict.py
+	$(UV) run pylint bench/stack.py bench/runs.py bench/dag.py bench/on_stack.py bench/scale.py bench/serve.py \
 	  images/bench/report.py images/layers.py
 	cd orchestration && $(UV) run pylint dags airflow_preloaded.py
 	cd orchestration && $(UV) run pylint --disable=missing-function-docstring,redefined-outer-name ../tests/dags
@@ -128,6 +128,10 @@ score: ## Score FILE (CSV or Parquet) with the Production model: publishes it, f
 	@since="$$(date -u +%Y-%m-%dT%H:%M:%S)"; infra/scripts/publish.sh --to-score "$(FILE)" \
 	  && python3 infra/scripts/airflow_client.py --follow-scoring-since "$$since"
 
+.PHONY: predict
+predict: ## Ask the model server about FILE (CSV or a JSON list of records); prints the answers (OUT=file writes them)
+	@python3 infra/scripts/predict.py "$(FILE)" $(if $(OUT),--out "$(OUT)")
+
 .PHONY: reproduce
 reproduce: install ## Re-run a registered version from its recorded data, settings and images; compare metrics (VERSION=N)
 	@test -n "$(VERSION)" || { echo "error: reproduce: name the model version: make reproduce VERSION=N" >&2; exit 2; }
@@ -141,13 +145,17 @@ publish: ## Publish FILE (CSV or Parquet) as a new data version; the training ru
 .PHONY: bench
 # Each bench exits 1 when it misses a target; all of them run, and then bench fails if one missed.
 bench: ## Every benchmark (results in bench/results/), about 30 min on 2 cores
-	@missed=""; for bench in bench-images bench-on-stack bench-scale; do \
+	@missed=""; for bench in bench-images bench-on-stack bench-scale bench-serve; do \
 	  $(MAKE) --no-print-directory $$bench || missed="$$missed $$bench"; done; \
 	if [ -n "$$missed" ]; then echo "bench: a target missed or a bench failed in:$$missed" >&2; exit 1; fi
 
 .PHONY: bench-on-stack
 bench-on-stack: install build-images ## bench-runs, then bench-dag, on one stack (one `make up` less: as `make bench` runs them)
 	$(UV) run python bench/on_stack.py
+
+.PHONY: bench-serve
+bench-serve: install ## The model server vs mlflow models serve (wrk: 1 and 100 rows, concurrency 1 and 32), then 10 alias swaps under load
+	$(UV) run python bench/serve.py
 
 .PHONY: bench-scale
 bench-scale: install ## The steps on local files vs one plain process, 10k to 5M rows: time, memory (BENCH_SCALE_ROWS=...)

@@ -29,8 +29,8 @@ from pathlib import Path
 # layer -> (parent layer, the locks it is shared by). Order is the build order.
 LAYERS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "core": (None, ("check-data", "register")),
-    "science": ("core", ("prepare", "publish", "train", "evaluate", "drift")),
-    "tabular": ("science", ("prepare", "publish", "train", "evaluate")),
+    "science": ("core", ("prepare", "publish", "train", "evaluate", "drift", "serve")),
+    "tabular": ("science", ("prepare", "publish", "train", "evaluate", "serve")),
 }
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==")
 

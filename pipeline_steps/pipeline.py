@@ -162,6 +162,9 @@ STEPS: tuple[Step, ...] = (
          inputs=(Input("--input", param="input"),)),
     Step("publish_data", "publish a table as a new data version (DVC push), and tell Airflow",
          lock="publish", output=None),
+    # Not a task: a service of the stack (compose's model-server), in an image built like the steps'.
+    Step("model_server", "answer prediction requests with the Production model, following its alias",
+         lock="serve", output=None),
 )
 BY_NAME = {step.name: step for step in STEPS}
 

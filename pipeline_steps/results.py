@@ -166,5 +166,6 @@ class PredictResult(TypedDict, total=False):
     image: str | None
     scored_at: str
     predictions_uri: str
+    prediction_log: dict[str, Any]  # request_id, and the log's files it wrote
     message: str
     skip_reason: str

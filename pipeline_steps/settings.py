@@ -57,7 +57,8 @@ DEFAULT_PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 #   a secret one only at run time (DockerOperator's private environment).
 # OWN: a step sets it for itself (its image's commit, its image) or one tool reads it; never passed.
 # STACK: Airflow and the stack's scripts.
-STEP, SERVICE, OWN, STACK = "step", "service", "own", "stack"
+# SERVER: the model server (pipeline_steps/serving); the DAG passes nothing of it.
+STEP, SERVICE, OWN, STACK, SERVER = "step", "service", "own", "stack", "server"
 
 
 class Kind:
@@ -254,7 +255,7 @@ class Spec:
     @property
     def user_set(self) -> bool:
         """Whether a user sets it (.env.example and README list it), rather than the stack or a step."""
-        return self.scope in (STEP, STACK) and not self.wired
+        return self.scope in (STEP, STACK, SERVER) and not self.wired and not self.secret
 
 
 def setting(  # pylint: disable=too-many-arguments  # each is one part of a setting's declaration
@@ -263,7 +264,7 @@ def setting(  # pylint: disable=too-many-arguments  # each is one part of a sett
     """A field of :class:`Settings`: the declaration of one setting.
 
     ``key``: its params.yaml key (dotted); ``param``: the name of the DAG Param a run may
-    set it with; ``scope``: who reads it (STEP, SERVICE, OWN, STACK); ``required``: there
+    set it with; ``scope``: who reads it (STEP, SERVICE, OWN, STACK, SERVER); ``required``: there
     is no default here (params.yaml must have it); ``secret``: its value is never shown;
     ``wired``: the stack sets it (a STACK setting no user needs to set).
     """
@@ -363,6 +364,9 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # the declarati
     s3_artifact_bucket: str = setting(Bucket(), "MLflow's artifacts", default="mlflow-artifacts")
     s3_runs_bucket: str = setting(Bucket(), "each run's outputs, and the predictions",
                                   default="pipeline-runs")
+    s3_prediction_log_bucket: str = setting(Bucket(), "every prediction, the model server's and batch "
+                                            "scoring's, as Parquet (what monitoring reads)",
+                                            default="prediction-log")
     aws_default_region: str = setting(Text(), "the region S3 requests are signed for", default="us-east-1")
     # ---- what the stack sets for the steps, and what a step sets for itself
     s3_endpoint_url: str | None = setting(Url(), "the S3 service (the stack: http://s3:9000)", scope=SERVICE)
@@ -417,12 +421,38 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # the declarati
     ct_mlflow_ui_url: str = setting(Text(), "where a person's browser reaches the MLflow UI",
                                     default="http://localhost:5000", scope=STACK, wired=True)
 
+    # ---- the model server (pipeline_steps/serving)
+    serve_processes: int = setting(Integer(1), "the model server's processes; each loads the Production "
+                                   "model and follows its alias on its own", default=2, scope=SERVER)
+    serve_alias_check_seconds: float = setting(Number(0.5), "the server asks MLflow where the production "
+                                               "alias points this often (MLflow's webhook says it at once)",
+                                               default=5.0, scope=SERVER)
+    serve_max_request_bytes: int = setting(Integer(1024), "a prediction request's body may be this large "
+                                           "(larger: 413; score big tables with make score)",
+                                           default=1_000_000, scope=SERVER)
+    serve_log_flush_seconds: float = setting(Number(0.1), "answered predictions reach the prediction log "
+                                             "within this long...", default=5.0, scope=SERVER)
+    serve_log_flush_rows: int = setting(Integer(1), "...or as soon as this many are waiting",
+                                        default=1000, scope=SERVER)
+    serve_api_key: str | None = setting(Text(), "the key a prediction request sends as a bearer token",
+                                        scope=SERVER, secret=True)
+    serve_webhook_secret: str | None = setting(Text(), "signs MLflow's webhook deliveries to the server",
+                                               scope=SERVER, secret=True)
+    serve_webhook_url: str = setting(Url(), "where MLflow's registry webhook reaches the server",
+                                     default="http://model-server:8000/webhooks/mlflow", scope=SERVER,
+                                     wired=True)
+
     @property
     def s3(self) -> S3Settings:
         """The S3 service's settings, for :class:`pipeline_steps.services.storage.Storage`."""
         return S3Settings(self.s3_endpoint_url, self.aws_access_key_id, self.aws_secret_access_key,
                           self.aws_default_region, self.s3_data_bucket, self.s3_artifact_bucket,
                           self.s3_runs_bucket)
+
+    @property
+    def buckets(self) -> list[str]:
+        """Every bucket the stack uses (each Bucket setting's), as the init job creates them."""
+        return [getattr(self, item.attribute) for item in declared() if isinstance(item.spec.kind, Bucket)]
 
     @property
     def airflow_api(self) -> AirflowApiSettings | None:
@@ -511,6 +541,15 @@ SECRETS: tuple[Secret, ...] = (
     Secret("S3_PUBLISHER_SECRET_KEY", "its secret", "hex:20"),
     Secret("S3_MLFLOW_ACCESS_KEY", "the MLflow server: its artifacts bucket only", "key:8"),
     Secret("S3_MLFLOW_SECRET_KEY", "its secret", "hex:20"),
+    Secret("SERVE_API_KEY", "the model server's key: prediction requests send it as a bearer token",
+           "hex:24"),
+    Secret("SERVE_WEBHOOK_SECRET", "signs MLflow's registry webhook deliveries to the model server",
+           "hex:32"),
+    Secret("MLFLOW_SERVER_PASSWORD", "MLflow user model-server: it may only read (the model server's login)",
+           "hex:12"),
+    Secret("S3_SERVER_ACCESS_KEY", "the model server's S3 identity: write the prediction log, nothing else",
+           "key:8"),
+    Secret("S3_SERVER_SECRET_KEY", "its secret", "hex:20"),
     Secret("REDIS_PASSWORD", "the Celery broker's password (make up EXECUTOR=celery only)", "hex:16"),
 )
 
@@ -526,6 +565,7 @@ COMPOSE_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MLFLOW_PORT", "5000", "the MLflow UI and API on localhost"),
     ("S3_PORT", "9000", "the S3 API on localhost"),
     ("S3_CONSOLE_PORT", "9001", "MinIO's console only"),
+    ("SERVE_PORT", "8000", "the model server (its API page at /docs) on localhost"),
     ("FLOWER_PORT", "5555", "Flower, the Celery workers' view (user admin, AIRFLOW_ADMIN_PASSWORD)"),
     ("CT_WORKER_QUEUES", "", "the queues the Celery workers serve (default: default, plus CT_HEAVY_QUEUE)"),
     ("CT_WORKER_CONCURRENCY", "4", "tasks at once per Celery worker"),

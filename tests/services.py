@@ -20,11 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline_steps.settings import Bucket, declared
+
 ACCESS_KEY = "ct-test-access"
 SECRET_KEY = "ct-test-secret-0123456789"
 PIPELINE_ACCESS_KEY = "ct-test-pipeline"
 PIPELINE_SECRET_KEY = "ct-test-pipeline-secret-0123"
-BUCKETS = ("dvc-data", "mlflow-artifacts", "pipeline-runs")
+# The stack's buckets, each Bucket setting's default.
+BUCKETS = tuple(item.default for item in declared() if isinstance(item.spec.kind, Bucket))
 MLFLOW_SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "images" / "mlflow" / "server.sh"
 # weed mini listens on each of these; all are pinned so none moves to a taken port.
 _WEED_PORTS = (
@@ -136,6 +139,9 @@ def mlflow_server(workdir: Path, s3: S3Server, admin_password: str | None = None
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+        # As the stack's MLflow (infra/docker-compose.yml): webhooks may reach a server on this host.
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
     }
     backend = f"sqlite:///{workdir / 'mlflow.db'}"
     arguments = ["--artifacts-destination", "s3://mlflow-artifacts/artifacts",

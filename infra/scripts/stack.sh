@@ -95,12 +95,15 @@ compose() {
 }
 
 # wait_healthy SECONDS SERVICE... [--jobs JOB...]: until they are; the setup jobs' last lines when not.
+# The services whose last lines say why a stack did not start.
+SETUP_JOBS=(airflow-init s3-init mlflow model-server-init)
+
 wait_healthy() {
   local code=0
   "${STACK_PY[@]}" wait "$PROJECT" "$@" || code=$?
   if [ "$code" -ne 0 ]; then
     compose ps >&2 || true
-    for job in airflow-init s3-init mlflow; do compose logs --tail=15 "$job" >&2 || true; done
+    for job in "${SETUP_JOBS[@]}"; do compose logs --tail=15 "$job" >&2 || true; done
     die "the stack did not become healthy; the last lines of its setup jobs are above (all logs: make logs)"
   fi
 }

@@ -31,9 +31,10 @@ compose_command
 export_runtime_variables
 
 airflow_port="$(setting AIRFLOW_PORT 8080)" mlflow_port="$(setting MLFLOW_PORT 5000)" s3_port="$(setting S3_PORT 9000)"
+serve_port="$(setting SERVE_PORT 8000)"
 # Ports: taken by something else than this stack is an error worth one line.
 if [ -z "$(compose ps -q 2>/dev/null || true)" ]; then
-  taken="$("${STACK_PY[@]}" port-in-use "$airflow_port" "$mlflow_port" "$s3_port")" \
+  taken="$("${STACK_PY[@]}" port-in-use "$airflow_port" "$mlflow_port" "$s3_port" "$serve_port")" \
     || die "port $taken is already in use: stop what listens there, or set its *_PORT variable in .env (see .env.example)"
 fi
 
@@ -87,21 +88,23 @@ remove_step_containers exited
 scale=()
 [ "$executor" = celery ] && scale=(--scale "airflow-worker=$WORKERS")
 if ! compose up -d --remove-orphans "${scale[@]}"; then
-  for job in airflow-init s3-init mlflow; do compose logs --tail=15 "$job" >&2 || true; done
+  for job in "${SETUP_JOBS[@]}"; do compose logs --tail=15 "$job" >&2 || true; done
   die "the stack did not start; the last lines of its setup jobs are above (all logs: make logs)"
 fi
 
 # Wait: long-running services healthy, one-shot jobs exited 0.
-services=(postgres s3 docker-proxy mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer)
+services=(postgres s3 docker-proxy mlflow airflow-apiserver airflow-scheduler airflow-dag-processor airflow-triggerer
+  model-server)
 [ "$executor" = celery ] && services+=(redis airflow-flower)
 [ "$executor" = celery ] && [ "$WORKERS" != 0 ] && services+=(airflow-worker)
-wait_healthy "$WAIT_SECONDS" "${services[@]}" --jobs s3-init airflow-init
+wait_healthy "$WAIT_SECONDS" "${services[@]}" --jobs s3-init airflow-init model-server-init
 
 cat <<MSG
 stack: healthy (S3: $backend, images: $CT_IMAGE_TAG)
   Airflow UI   http://localhost:$airflow_port   user admin, password AIRFLOW_ADMIN_PASSWORD in .env
   MLflow UI    http://localhost:$mlflow_port   user admin, password MLFLOW_ADMIN_PASSWORD in .env
   S3 API       http://localhost:$s3_port   keys S3_ACCESS_KEY / S3_SECRET_KEY in .env
+  Model server http://localhost:$serve_port/docs   key SERVE_API_KEY in .env; make predict FILE=rows.csv
   Trigger a training run: make run
 MSG
 if [ "$executor" = celery ]; then

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import pickle
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +94,19 @@ def log(model: LabelledModel, model_bytes: bytes, train_frame: pd.DataFrame, nam
         )
 
 
-def load_labelled_model(model_name: str, alias: str) -> LabelledModel:
-    """The :class:`LabelledModel` behind ``models:/<name>@<alias>``, from the registry.
+@dataclass(frozen=True)
+class Downloaded:
+    """A registered model read back: the :class:`LabelledModel` and the input example it was logged with."""
+
+    model: LabelledModel
+    example: pd.DataFrame | None
+
+
+def download(uri: str) -> Downloaded:
+    """The model at ``uri`` (``models:/<name>/<version>``, ``models:/<name>@<alias>``), from the registry.
 
     The model's own files are downloaded and its pickle read (:func:`unpickle`); its
-    shipped code is not put on ``sys.path``, so the step's modules stay the ones it imported. A
+    shipped code is not put on ``sys.path``, so the caller's modules stay the ones it imported. A
     model that cannot be read is a PipelineError naming it (retryable when MLflow
     or S3 failed).
     """
@@ -106,15 +115,29 @@ def load_labelled_model(model_name: str, alias: str) -> LabelledModel:
 
     from pipeline_steps.services import tracking
 
-    uri = f"models:/{model_name}@{alias}"
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
             model = unpickle((local / PICKLE_IN_MODEL).read_bytes())
+            example = _input_example(local)
         except MlflowException as exc:
             raise tracking.service_error(exc, f"cannot download {uri}") from None
-        except (OSError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+        except (OSError, pickle.UnpicklingError, AttributeError, ImportError, ValueError) as exc:
             raise PipelineError(f"cannot load {uri}: {exc}") from None
     if not isinstance(model, LabelledModel):
         raise PipelineError(f"cannot load {uri}: its {PICKLE_IN_MODEL} holds a {type(model).__name__}")
-    return model
+    return Downloaded(model, example)
+
+
+def _input_example(local: Path) -> pd.DataFrame | None:
+    """The input example logged with the model (:func:`log` logs one), or None without one."""
+    logged = mlflow.models.Model.load(str(local))
+    if logged.saved_input_example_info is None:
+        return None
+    example = logged.load_input_example(str(local))
+    return example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
+
+
+def load_labelled_model(model_name: str, alias: str) -> LabelledModel:
+    """The :class:`LabelledModel` behind ``models:/<name>@<alias>`` (see :func:`download`)."""
+    return download(f"models:/{model_name}@{alias}").model

@@ -9,7 +9,9 @@ table's own columns, then ``prediction`` in the user's labels,
 row that cannot be scored, such as one with text in a number column, has no
 prediction), and
 ``predictions.json``, which records the model version and its run, the data
-version (md5 of the table's bytes), the input and the image that scored it.
+version (md5 of the table's bytes), the input and the image that scored it. The
+same rows go to the prediction log, as the model server's answers do
+(pipeline_steps/serving/prediction_log.py): monitoring reads both in one place.
 With no Production model, or nothing published to score, the step says so in
 its result (``skip_reason``) and scores nothing: Airflow marks the task skipped.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import uuid
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -26,6 +29,7 @@ import pandas as pd
 
 from pipeline_steps.data import tables
 from pipeline_steps.modelling import registry
+from pipeline_steps.serving import prediction_log
 from pipeline_steps.services import storage
 from pipeline_steps.services import tracking
 from pipeline_steps.cli import make_parser, run_cli
@@ -56,6 +60,27 @@ def predictions_frame(model: LabelledModel, table: pd.DataFrame) -> pd.DataFrame
         out[f"{PROBABILITY_PREFIX}{label}"] = probabilities[:, code]
     out[REASON_COLUMN] = reasons.to_numpy()
     return out
+
+
+def logged_rows(model: LabelledModel, table: pd.DataFrame, scored: pd.DataFrame, request_id: str,
+                name: str, version: str) -> prediction_log.Answered:
+    """The scored rows as the prediction log keeps them (the model server logs its answers the same way)."""
+    columns = [f"{PROBABILITY_PREFIX}{label}" for label in model.schema.classes]
+    labels = [None if pd.isna(label) else label for label in scored[PREDICTION_COLUMN].tolist()]
+    return prediction_log.Answered(
+        request_id=request_id, predicted_at=dt.datetime.now(dt.timezone.utc), source=prediction_log.BATCH,
+        model_name=name, model_version=version,
+        inputs=table.to_json(orient="records", lines=True, date_format="iso").splitlines(),
+        predictions=prediction_log.labels_as_json(labels),
+        probabilities=prediction_log.probabilities_as_json(model.schema.classes,
+                                                           scored[columns].to_numpy(dtype="float64")),
+        reasons=[reason if isinstance(reason, str) else None for reason in scored[REASON_COLUMN].tolist()])
+
+
+def _log(settings: Settings, store: Storage, rows: prediction_log.Answered) -> dict[str, Any]:
+    """Write the rows to the prediction log; the request id they carry and the files written."""
+    files = prediction_log.write_now(store, settings.s3_prediction_log_bucket, [rows])
+    return {"request_id": rows.request_id, "files": files}
 
 
 def accounted(scored: pd.DataFrame) -> RowAccount:
@@ -95,10 +120,13 @@ def predict(settings: Settings, store: Storage, output_uri: str,
     opened, source = found
     with opened as (path, data_version):
         table = tables.load_table(path, source, settings.csv_delimiter)
-    model = registry.load_labelled_model(name, tracking.PRODUCTION_ALIAS)
+    # The version the alias pointed at a moment ago, by number: a move since changes nothing here.
+    model = registry.download(f"models:/{name}/{version.version}").model
     scored = predictions_frame(model, table)
     predictions_uri = storage.join(output_uri, PREDICTIONS_FILE)
     store.write_bytes(predictions_uri, tables.to_parquet(scored))
+    logged = _log(settings, store, logged_rows(model, table, scored, uuid.uuid4().hex, name,
+                                               str(version.version)))
     account = accounted(scored)
     record = {
         "step": "predict",
@@ -113,6 +141,7 @@ def predict(settings: Settings, store: Storage, output_uri: str,
         "image": settings.step_image,
         "scored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "predictions_uri": predictions_uri,
+        "prediction_log": logged,
     }
     counted = (f"{record['rows']} rows" if account.kept == account.raw
                else f"{account.kept} of {record['rows']} rows")

@@ -147,7 +147,7 @@ def publish(settings: Settings, store: Storage, payload: bytes, name: str,
 
 def create_buckets(settings: Settings, store: Storage) -> list[str]:
     """Create the stack's buckets where missing (the stack's init job: safe to run again)."""
-    buckets = [settings.s3.data_bucket, settings.s3.artifact_bucket, settings.s3.runs_bucket]
+    buckets = settings.buckets
     for bucket in buckets:
         store.ensure_bucket(bucket)
     log.info("buckets ready: %s", ", ".join(buckets))

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.host_scripts import airflow_client
+from tests.serving import ServerClient
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,10 @@ RECEIVER_PORT = free_port()
 STACK_ENV = {
     "COMPOSE_PROJECT_NAME": "ct-e2e", "ENV_FILE": str(ENV_FILE),
     "AIRFLOW_PORT": "18080", "MLFLOW_PORT": "15000", "S3_PORT": "19000", "S3_CONSOLE_PORT": "19001",
+    "SERVE_PORT": "18000",
     "WAIT_SECONDS": "900", "CT_NOTIFY_WEBHOOK": f"http://host.docker.internal:{RECEIVER_PORT}/ct-notify",
+    # The model server's own look at the alias is rare here: a swap within seconds is the webhook's.
+    "SERVE_ALIAS_CHECK_SECONDS": "30",
 }
 
 
@@ -112,6 +116,11 @@ class Stack:
     airflow_url: str = f"http://localhost:{STACK_ENV['AIRFLOW_PORT']}"
     mlflow_url: str = f"http://localhost:{STACK_ENV['MLFLOW_PORT']}"
     s3_url: str = f"http://localhost:{STACK_ENV['S3_PORT']}"
+    serve_url: str = f"http://localhost:{STACK_ENV['SERVE_PORT']}"
+
+    def model_server(self) -> ServerClient:
+        """The model server, asked with the stack's key."""
+        return ServerClient(self.serve_url, self.env["SERVE_API_KEY"])
 
     def airflow(self):
         """A logged-in Airflow REST client."""

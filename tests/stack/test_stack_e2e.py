@@ -127,6 +127,7 @@ def asset_events(stack: Stack) -> int:
 def test_make_up_prints_where_everything_is(stack: Stack) -> None:
     assert f"Airflow UI   {stack.airflow_url}" in stack.up_output
     assert f"MLflow UI    {stack.mlflow_url}" in stack.up_output
+    assert f"Model server {stack.serve_url}/docs" in stack.up_output
     assert "AIRFLOW_ADMIN_PASSWORD in .env" in stack.up_output
     assert "MLFLOW_ADMIN_PASSWORD in .env" in stack.up_output
     assert (REPO / ".env.e2e").stat().st_mode & 0o777 == 0o600
@@ -139,6 +140,7 @@ def test_every_service_reports_healthy(stack: Stack) -> None:
     with urllib.request.urlopen(f"{stack.mlflow_url}/health", timeout=60) as response:
         assert response.status == 200
     assert stack.s3().list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert stack.model_server().call("GET", "/health/live").body == {"status": "alive"}
 
 
 def test_airflow_needs_a_login_and_then_shows_the_dag(stack: Stack) -> None:
@@ -199,6 +201,15 @@ def table_to_score(stack: Stack, folder: Path, rows: int = 50) -> Path:
     return path
 
 
+def answered_by_the_model_server(stack: Stack, version: str) -> None:
+    """The model server answers with ``version`` within 10 s of its alias move, and no restart."""
+    server = stack.model_server()
+    assert server.wait_for_version(version, timeout=10) < 10
+    table = pd.read_csv(table_to_score(stack, Path(tempfile.mkdtemp()), rows=2))
+    reply = server.predict(json.loads(table.to_json(orient="records")))
+    assert reply.status == 200 and reply.body["model_version"] == version, reply
+
+
 def make_score(stack: Stack, file: Path) -> tuple[str, str]:
     """`make score FILE=...` as a user runs it: its batch_scoring run id and its last line."""
     done = stack_command("make", "score", f"FILE={file}")
@@ -226,7 +237,8 @@ def refused(call) -> str:
 
 
 def test_each_s3_identity_reaches_only_what_it_needs(stack: Stack) -> None:
-    pipeline, publisher, mlflow_s3 = (s3_as(stack, name) for name in ("PIPELINE", "PUBLISHER", "MLFLOW"))
+    pipeline, publisher, mlflow_s3, server = (s3_as(stack, name)
+                                              for name in ("PIPELINE", "PUBLISHER", "MLFLOW", "SERVER"))
     # The steps read the data and write runs, but cannot write the DVC remote.
     assert pipeline.get_object(Bucket="dvc-data", Key=POINTER_KEY)["Body"].read()
     assert refused(lambda: pipeline.put_object(Bucket="dvc-data", Key="x.txt", Body=b"x")) == "AccessDenied"
@@ -237,6 +249,13 @@ def test_each_s3_identity_reaches_only_what_it_needs(stack: Stack) -> None:
     assert refused(lambda: publisher.put_object(Bucket="pipeline-runs", Key="x", Body=b"x")) == "AccessDenied"
     assert refused(lambda: mlflow_s3.list_objects_v2(Bucket="dvc-data")) == "AccessDenied"
     assert mlflow_s3.list_objects_v2(Bucket="mlflow-artifacts")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    # The model server appends to the prediction log, and reaches nothing else.
+    server.put_object(Bucket="prediction-log", Key="identity-check.txt", Body=b"x")
+    stack.s3().delete_object(Bucket="prediction-log", Key="identity-check.txt")
+    assert refused(lambda: server.put_object(Bucket="dvc-data", Key="x.txt", Body=b"x")) == "AccessDenied"
+    assert refused(lambda: server.put_object(Bucket="pipeline-runs", Key="x", Body=b"x")) == "AccessDenied"
+    assert refused(lambda: server.get_object(Bucket="dvc-data", Key=POINTER_KEY)) == "AccessDenied"
+    assert refused(lambda: server.list_objects_v2(Bucket="mlflow-artifacts")) == "AccessDenied"
 
 
 def test_a_step_with_a_wrong_s3_key_fails_at_once_in_one_line(
@@ -338,6 +357,7 @@ def test_a_triggered_run_faces_the_staging_model_on_the_same_rows_registers_and_
     assert stack.airflow().outcome(run_id).endswith(
         f"production now serves ct-xgboost version {version.version} "
         f"(was version {serving.version}; approved by admin)")
+    answered_by_the_model_server(stack, version.version)
     # For CI's job summary: what this change did to the model.
     METRICS_REPORT.parent.mkdir(parents=True, exist_ok=True)
     METRICS_REPORT.write_text(json.dumps({
@@ -532,6 +552,7 @@ def test_make_rollback_serves_the_version_approved_before(stack: Stack) -> None:
         f"(rolled back from version {serving.version})"), done.stdout
     assert production(stack).version == before.version
     assert versions_in_stage(stack, "Production") == [before.version]
+    answered_by_the_model_server(stack, before.version)
     # Nothing approved before that one: a second rollback says so, and Production stays as it is.
     again = stack_command("make", "rollback")
     stack.runs.append(again.stdout.strip().splitlines()[0].split(" run ", 1)[1].split(" ", 1)[0])
@@ -707,7 +728,7 @@ def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
 def test_no_image_carries_a_secret(stack: Stack) -> None:
     assert stack.env  # the stack is up: make up wrote the secret files
     secrets = secret_files()
-    assert len(secrets) == 19
+    assert len(secrets) == 24
     listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
                "--filter", "reference=ct-*:latest"]
     names = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
@@ -730,7 +751,7 @@ def secret_files() -> dict[str, str]:
 def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
     """Secrets reach the services as files under /run/secrets, never as configuration."""
     secrets = secret_files()
-    assert len(secrets) == 19 and all(len(value) >= 12 for value in secrets.values())
+    assert len(secrets) == 24 and all(len(value) >= 12 for value in secrets.values())
     assert secrets["MLFLOW_ADMIN_PASSWORD"] == stack.env["MLFLOW_ADMIN_PASSWORD"]
     project = STACK_ENV["COMPOSE_PROJECT_NAME"]
     listing = ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}"]
@@ -739,7 +760,8 @@ def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
                                           text=True, check=True).stdout)
     services = {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
     assert {"postgres", "s3", "s3-init", "mlflow", "docker-proxy", "airflow-init", "airflow-apiserver",
-            "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"} <= set(services)
+            "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "model-server-init",
+            "model-server"} <= set(services)
     for service, container in services.items():
         shown = json.dumps(container)
         leaked = [name for name, value in secrets.items() if value in shown]
@@ -755,6 +777,11 @@ def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
         "MLFLOW_DB_PASSWORD": "MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD": "MLFLOW_ADMIN_PASSWORD",
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "MLFLOW_SECRET_KEY",
         "AWS_ACCESS_KEY_ID": "S3_MLFLOW_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY": "S3_MLFLOW_SECRET_KEY"}
+    # The model server: its key, a read-only MLflow login, S3 keys for the prediction log only.
+    assert mounted("model-server") == {
+        "SERVE_API_KEY": "SERVE_API_KEY", "SERVE_WEBHOOK_SECRET": "SERVE_WEBHOOK_SECRET",
+        "MLFLOW_TRACKING_PASSWORD": "MLFLOW_SERVER_PASSWORD",
+        "AWS_ACCESS_KEY_ID": "S3_SERVER_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY": "S3_SERVER_SECRET_KEY"}
     scheduler = mounted("airflow-scheduler")
     assert scheduler["AWS_SECRET_ACCESS_KEY"] == "S3_PIPELINE_SECRET_KEY"
     assert scheduler["MLFLOW_TRACKING_PASSWORD"] == "MLFLOW_ADMIN_PASSWORD"

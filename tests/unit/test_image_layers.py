@@ -25,8 +25,8 @@ def all_locks(**overrides: dict[str, str]) -> dict[str, dict[str, str]]:
     """Every lock layers.py plans for; light ones by default."""
     light = lock(block("boto3==1.0"), block("mlflow-skinny==3.0"))
     science = lock(block("boto3==1.0"), block("numpy==2.0"), block("pandas==3.0"))
-    locks = {name: dict(light) for name in ("check-data", "register")}
-    locks.update({name: dict(science) for name in ("prepare", "publish", "train", "evaluate", "drift")})
+    every = dict.fromkeys(name for _, members in layers.LAYERS.values() for name in members)
+    locks = {name: dict(light if name in layers.LAYERS["core"][1] else science) for name in every}
     locks.update(overrides)
     return locks
 
@@ -52,7 +52,8 @@ def test_what_steps_share_goes_into_one_layer_and_each_lock_keeps_only_its_own()
     assert planned["evaluate"] == {"matplotlib": locks["evaluate"]["matplotlib"]}
     assert planned["train"] == {} and planned["register"] == {}
     assert deepest == {"check-data": "core", "register": "core", "drift": "science",
-                       "prepare": "tabular", "publish": "tabular", "train": "tabular", "evaluate": "tabular"}
+                       "prepare": "tabular", "publish": "tabular", "train": "tabular", "evaluate": "tabular",
+                       "serve": "tabular"}
 
 
 def test_a_package_pinned_at_two_versions_stays_with_each_lock_that_pins_it() -> None:

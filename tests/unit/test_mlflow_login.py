@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from pipeline_steps import cli
@@ -82,3 +83,43 @@ def test_the_same_step_with_the_login_answers(
     done = check_data(env, tmp_path)
     assert done.returncode == cli.EXIT_OK, done.stderr
     assert '"latest_version": null' in done.stdout
+
+
+def test_the_model_servers_setup_makes_a_user_who_may_only_read_and_the_alias_webhook(
+    login_mlflow_uri: str, s3_server: services.S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = step_env(s3_server, login_mlflow_uri, MLFLOW_TRACKING_USERNAME="admin",
+                   MLFLOW_TRACKING_PASSWORD=PASSWORD, MLFLOW_SERVER_PASSWORD="server-password-1",
+                   SERVE_WEBHOOK_SECRET="hook-secret", SERVE_WEBHOOK_URL="http://model-server:8000/webhooks/mlflow")
+    setup = [sys.executable, "-m", "pipeline_steps", "model_server", "setup"]
+    first = subprocess.run(setup, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert first.returncode == cli.EXIT_OK, first.stderr
+    assert "created MLflow user model-server" in first.stdout and "created MLflow webhook" in first.stdout
+    # Again (every make up runs it): the same user with the password of now, the same webhook.
+    again = subprocess.run(setup, cwd=tmp_path, env={**env, "MLFLOW_SERVER_PASSWORD": "server-password-2"},
+                           capture_output=True, text=True, check=False)
+    assert again.returncode == cli.EXIT_OK, again.stderr
+    assert "updated MLflow webhook ct-model-server" in again.stdout
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", login_mlflow_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+    admin = tracking.connect(load_settings())
+    hooks = [hook for hook in admin.list_webhooks() if hook.name == "ct-model-server"]
+    assert len(hooks) == 1 and hooks[0].url == "http://model-server:8000/webhooks/mlflow"
+    assert {str(event) for event in hooks[0].events} == {"model_version_alias.created",
+                                                         "model_version_alias.deleted"}
+    name = f"model-{uuid.uuid4().hex[:6]}"
+    admin.create_registered_model(name)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "model-server")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "server-password-2")
+    server = tracking.connect(load_settings())
+    assert server.get_registered_model(name).name == name
+    # Nothing that exists can it change (MLflow lets any user create things of its own, though).
+    with pytest.raises(mlflow.exceptions.MlflowException, match="(?i)permission"):
+        server.set_registered_model_tag(name, "touched", "yes")
+    with pytest.raises(mlflow.exceptions.MlflowException, match="(?i)permission"):
+        server.set_registered_model_alias(name, "production", "1")
+    with pytest.raises(mlflow.exceptions.MlflowException, match="(?i)permission"):
+        server.delete_registered_model(name)

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""`make predict FILE=rows.csv`: ask the stack's model server, print (or write) its answers.
+
+The file is sent as it is: a CSV table (read by the server as training reads one)
+or a JSON list of records. The answers are printed as CSV, one row per record:
+the label, then each class's probability; with OUT=answers.csv (or .json) they
+are written there instead. The last line says which model version answered. The
+key (SERVE_API_KEY) and port (SERVE_PORT) come from the environment, else .env.
+Standard library only: it runs with any python3 on the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run as a script: the package beside it
+# pylint: disable=wrong-import-position
+from pipeline_steps.settings import read_env_file
+
+TIMEOUT_SECONDS = 60
+
+
+def content_type(path: Path) -> str:
+    """What the server is told the file is: JSON by its name, else CSV."""
+    return "application/json" if path.suffix.lower() == ".json" else "text/csv"
+
+
+def ask(url: str, key: str, body: bytes, media: str) -> dict[str, Any]:
+    """POST the body to /predict; the answer, or a RuntimeError with the server's one line."""
+    request = urllib.request.Request(f"{url}/predict", data=body, method="POST", headers={
+        "Content-Type": media, "Authorization": f"Bearer {key}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        try:
+            detail = json.loads(detail)["detail"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise RuntimeError(f"the model server answered HTTP {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise RuntimeError(f"the model server is not answering at {url} ({getattr(exc, 'reason', exc)}): "
+                           "make up starts it") from None
+
+
+def as_csv(answer: dict[str, Any]) -> str:
+    """The answers as CSV: record, label, then one probability column per class."""
+    predictions = answer["predictions"]
+    classes = list(predictions[0]["probabilities"]) if predictions else []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["record", "prediction", *(f"probability.{name}" for name in classes)])
+    for row, found in enumerate(predictions):
+        writer.writerow([row, found["label"], *(f"{found['probabilities'][name]:.6f}" for name in classes)])
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Send FILE, print or write the answers; 0 when the server answered."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", help="a CSV table with a header row, or a JSON list of records")
+    parser.add_argument("--out", default="", help="write the answers here (.json: as the server gave them; "
+                        "else CSV) instead of printing them")
+    parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or str(REPO / ".env"))
+    args = parser.parse_args(argv)
+    path = Path(args.file)
+    if not args.file or not path.is_file():
+        print(f"error: predict: name a file to send: make predict FILE=rows.csv (not {args.file!r})",
+              file=sys.stderr)
+        return 2
+    env_path = Path(args.env_file)
+    env = read_env_file(env_path) if env_path.is_file() else {}
+    key = os.environ.get("SERVE_API_KEY") or env.get("SERVE_API_KEY", "")
+    if not key:
+        print(f"error: predict: no SERVE_API_KEY in the environment or {env_path}: run make up first",
+              file=sys.stderr)
+        return 2
+    url = f"http://localhost:{os.environ.get('SERVE_PORT') or env.get('SERVE_PORT') or '8000'}"
+    try:
+        answer = ask(url, key, path.read_bytes(), content_type(path))
+    except RuntimeError as exc:
+        print(f"error: predict: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        text = json.dumps(answer, indent=1) if args.out.endswith(".json") else as_csv(answer)
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(as_csv(answer))
+    where = f" into {args.out}" if args.out else ""
+    print(f"answered {len(answer['predictions'])} record(s){where} with {answer['model_name']} version "
+          f"{answer['model_version']} (request {answer['request_id']})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
