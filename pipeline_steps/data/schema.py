@@ -40,6 +40,8 @@ NUMERIC, BOOLEAN, CATEGORICAL, DATETIME = "numeric", "boolean", "categorical", "
 DATE_PARTS = ("year", "month", "day", "dayofweek")
 TIME_PART = "hour"
 Label = str | int | bool
+# Up to this many rows, a frame of numbers only is converted in one go (pipeline_steps/serving's requests).
+_SMALL_FRAME_ROWS = 10_000
 # A text column with a different value in each of at least this many rows reads as a row id.
 ID_MIN_ROWS = 20
 _BOOLEAN_VALUES = {True, False}
@@ -181,6 +183,12 @@ class TableSchema:
             raise DataValidationError(
                 f"the frame lacks column(s) the model was trained on: {some(missing)}"
             )
+        names = self.feature_names
+        if len(frame) <= _SMALL_FRAME_ROWS and all(f.kind == NUMERIC for f in self.features) \
+                and all(ptypes.is_numeric_dtype(dtype) for dtype in frame[names].dtypes):
+            # A request's few rows, all numbers: one conversion, not one per column (it copies,
+            # which only a large table would feel).
+            return frame[names].astype("float64"), {}
         columns, problems = [], {}
         for feature in self.features:
             values, bad = _coerce(frame[feature.name], feature, keep_levels)

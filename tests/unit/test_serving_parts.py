@@ -36,7 +36,8 @@ def refusal(records: object) -> RequestProblem:
 def test_records_in_the_users_types_become_one_frame_in_the_models_columns() -> None:
     request = parsed([GOOD, {**GOOD, "mass": None, "island": None, "male": None, "extra": 1}])
     assert list(request.frame.columns) == SCHEMA.feature_names
-    assert np.isnan(request.frame["mass"][1]) and np.isnan(request.frame["male"][1])
+    assert np.isnan(request.frame["mass"][1]) and request.frame["male"][1] is None
+    assert SCHEMA.scoring_input(request.frame)[0]["male"].isna().tolist() == [False, True]
     assert json.loads(request.records[1])["extra"] == 1  # logged as sent
 
 
