@@ -545,8 +545,8 @@ SECRETS: tuple[Secret, ...] = (
            "hex:24"),
     Secret("SERVE_WEBHOOK_SECRET", "signs MLflow's registry webhook deliveries to the model server",
            "hex:32"),
-    Secret("MLFLOW_SERVER_PASSWORD", "MLflow user model-server: it may only read (the model server's login)",
-           "hex:12"),
+    Secret("MLFLOW_SERVER_PASSWORD", "MLflow user model-server (the model server's login): it reads, and "
+           "changes nothing that exists", "hex:12"),
     Secret("S3_SERVER_ACCESS_KEY", "the model server's S3 identity: write the prediction log, nothing else",
            "key:8"),
     Secret("S3_SERVER_SECRET_KEY", "its secret", "hex:20"),

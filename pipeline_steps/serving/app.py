@@ -42,6 +42,7 @@ from pipeline_steps.serving.follower import Follower
 from pipeline_steps.serving.prediction_log import SERVER, Answered, BufferedLog, labels_as_json
 
 log = logging.getLogger(__name__)
+FIRST_CHECK_SECONDS = 60
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -98,8 +99,10 @@ def create_app(config: ServerConfig, follower: Follower, prediction_log: Buffere
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         prediction_log.start()
         # The first look before the first request: uvicorn takes none until this returns, so
-        # a process of several never answers 503 while the others already serve.
-        await anyio.to_thread.run_sync(follower.check)
+        # a process of several never answers 503 while the others already serve. An MLflow that
+        # does not answer holds it no longer than this: the process then says 503 until it loads.
+        with anyio.move_on_after(FIRST_CHECK_SECONDS):
+            await anyio.to_thread.run_sync(follower.check, abandon_on_cancel=True)
         follower.start()
         try:
             yield
