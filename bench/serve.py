@@ -46,8 +46,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the steps and tests/services.py, as in the repository
 # pylint: disable=wrong-import-position
-from bench.scale import machine  # noqa: E402
-from tests import services  # noqa: E402
+from scale import machine  # noqa: E402  (a sibling, as bench/on_stack.py imports dag)
+from tests import services  # noqa: E402  # pylint: disable=import-error
 
 RESULTS = REPO / "bench" / "results"
 MODEL = "bench-serve"
@@ -88,7 +88,8 @@ def train_versions(settings_env: dict[str, str], workdir: Path) -> list[str]:
     os.environ.update(settings_env)
     versions = []
     for seed in (1, 2):
-        settings = dataclasses.replace(load_settings(), seed=seed, quality_threshold=0.0, quality_tolerance=1.0)
+        settings = dataclasses.replace(load_settings(), seed=seed, quality_threshold=0.0,
+                                       quality_tolerance=1.0)
         store = Storage(settings.s3)
         source = workdir / "breast_cancer.csv"
         source.write_bytes(builtin_csv("breast_cancer", settings.target_column))
@@ -148,8 +149,9 @@ def wrk(binary: str, url: str, body: bytes, headers: dict[str, str], concurrency
     lines = ["wrk.method = \"POST\"", f"wrk.body = {json.dumps(body.decode())}"]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     script.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    done = subprocess.run([binary, "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{seconds}s",
-                           "--latency", "-s", str(script), url], capture_output=True, text=True, check=True)
+    command = [binary, "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{seconds}s",
+               "--latency", "-s", str(script), url]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     out = done.stdout
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", out, re.MULTILINE))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -159,7 +161,8 @@ def wrk(binary: str, url: str, body: bytes, headers: dict[str, str], concurrency
         "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": _ms(percentiles["50"]), "p99_ms": _ms(percentiles["99"]),
         "requests": requests,
-        "failed": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, errors.groups())) if errors else 0),
+        "failed": ((int(non_2xx.group(1)) if non_2xx else 0)
+                   + (sum(map(int, errors.groups())) if errors else 0)),
     }
 
 
@@ -192,7 +195,8 @@ def side_by_side(binary: str, ours: str, theirs: str, seconds: int, workdir: Pat
                                     concurrency, seconds, workdir)
         entry["mlflow_models_serve"] = wrk(binary, f"{theirs}/invocations",
                                            json.dumps({"dataframe_records": asked}).encode(),
-                                           {"Content-Type": "application/json"}, concurrency, seconds, workdir)
+                                           {"Content-Type": "application/json"}, concurrency, seconds,
+                                           workdir)
         entry["rps_ratio"] = round(entry["model_server"]["requests_per_second"]
                                    / max(entry["mlflow_models_serve"]["requests_per_second"], 1e-9), 2)
         print(f"bench-serve: {rows} row(s), concurrency {concurrency}: {json.dumps(entry)}", flush=True)
@@ -276,7 +280,8 @@ def markdown(report: dict[str, Any]) -> list[str]:
     """serve.md: the table side by side, then the swaps."""
     lines = ["# The model server next to `mlflow models serve` (`make bench-serve`)", "",
              f"Measured on {report['machine']}, {report['date']}; both with {PROCESSES} processes, the same "
-             f"model ({MODEL}, breast_cancer, 30 number columns), wrk for {report['seconds']} s per cell.", "",
+             f"model ({MODEL}, breast_cancer, 30 number columns), wrk for {report['seconds']} s per cell.",
+             "",
              "| rows/request | concurrency | server | requests/s | p50 ms | p99 ms | failed |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for entry in report["side_by_side"]:
@@ -286,13 +291,16 @@ def markdown(report: dict[str, Any]) -> list[str]:
                          f"{found['requests_per_second']:.0f} | {found['p50_ms']} | {found['p99_ms']} | "
                          f"{found['failed']} |")
     swapped = report["swaps"]
-    ratios = ", ".join(f"{e['rows']} row(s) at {e['concurrency']}: {e['rps_ratio']}x" for e in report["side_by_side"])
+    ratios = ", ".join(f"{e['rows']} row(s) at {e['concurrency']}: {e['rps_ratio']}x"
+                       for e in report["side_by_side"])
     lines += ["", f"Requests per second, this server / MLflow's: {ratios}.",
-              "", f"## {swapped['swaps']} alias swaps under load ({swapped['clients']} clients, 10-row requests)", "",
+              "", f"## {swapped['swaps']} alias swaps under load "
+              f"({swapped['clients']} clients, 10-row requests)", "",
               f"- requests: {swapped['requests']}, failed: {swapped['failed_requests']}, "
               f"answers mixing versions: {swapped['mixed_version_answers']}",
               f"- seconds from an alias move to the first answer from the new version: median "
-              f"{swapped['seconds_to_new_version']['median']}, max {swapped['seconds_to_new_version']['max']}",
+              f"{swapped['seconds_to_new_version']['median']}, "
+              f"max {swapped['seconds_to_new_version']['max']}",
               f"- answers from the old version after the new one had answered (the other process had not "
               f"swapped yet): {swapped['old_version_answers_after_first_new']}",
               "", f"Targets met: {report['targets']}", ""]
@@ -326,13 +334,15 @@ def main() -> int:
         ours = f"http://127.0.0.1:{ours_port}"
         theirs = f"http://127.0.0.1:{theirs_port}"
         stack.enter_context(process(
-            [sys.executable, "-m", "pipeline_steps", "model_server", "--host", "127.0.0.1", "--port", str(ours_port)],
+            [sys.executable, "-m", "pipeline_steps", "model_server", "--host", "127.0.0.1",
+             "--port", str(ours_port)],
             {**os.environ, **admin, "MLFLOW_TRACKING_USERNAME": "model-server",
              "MLFLOW_TRACKING_PASSWORD": SERVER_PASSWORD, "SERVE_API_KEY": KEY,
              "SERVE_PROCESSES": str(PROCESSES), "SERVE_ALIAS_CHECK_SECONDS": "30"},
             workdir / "model-server.log", f"{ours}/health"))
         stack.enter_context(process(
-            [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@production",
+            [str(Path(sys.executable).parent / "mlflow"), "models", "serve",
+             "-m", f"models:/{MODEL}@production",
              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(theirs_port),
              "--workers", str(PROCESSES)],
             {**os.environ, **admin}, workdir / "mlflow-serve.log", f"{theirs}/ping"))

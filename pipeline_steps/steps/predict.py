@@ -127,7 +127,7 @@ def predict(settings: Settings, store: Storage, output_uri: str,
     store.write_bytes(predictions_uri, tables.to_parquet(scored))
     logged = _log(settings, store, logged_rows(model, table, scored, uuid.uuid4().hex, name,
                                                str(version.version)))
-    account = accounted(scored)
+    scored_rows = accounted(scored).kept
     record = {
         "step": "predict",
         "model_name": name,
@@ -136,24 +136,31 @@ def predict(settings: Settings, store: Storage, output_uri: str,
         "data_version": data_version,
         "input": source,
         "rows": int(len(scored)),
-        "scored_rows": account.kept,
+        "scored_rows": scored_rows,
         "classes": list(model.schema.classes),
         "image": settings.step_image,
         "scored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "predictions_uri": predictions_uri,
         "prediction_log": logged,
     }
-    counted = (f"{record['rows']} rows" if account.kept == account.raw
-               else f"{account.kept} of {record['rows']} rows")
-    record["message"] = (f"scored {counted} of {source} with {name} version "
-                         f"{record['model_version']}: {predictions_uri}")
-    if account.kept < account.raw:
-        first = scored[REASON_COLUMN].dropna().iloc[0]
-        record["message"] += (f"; {account.raw - account.kept} have no prediction, with the reason in "
-                              f"{REASON_COLUMN} (the first: {first})")
+    record["message"] = _outcome(record, scored)
     store.write_json(storage.join(output_uri, RECORD_FILE), record)
     log.info("%s", record["message"])
     return record
+
+
+def _outcome(record: dict[str, Any], scored: pd.DataFrame) -> str:
+    """The one line a user reads: how many rows were scored, by which version, and why some were not."""
+    account = accounted(scored)
+    counted = (f"{record['rows']} rows" if account.kept == account.raw
+               else f"{account.kept} of {record['rows']} rows")
+    line = (f"scored {counted} of {record['input']} with {record['model_name']} version "
+            f"{record['model_version']}: {record['predictions_uri']}")
+    if account.kept < account.raw:
+        first = scored[REASON_COLUMN].dropna().iloc[0]
+        line += (f"; {account.raw - account.kept} have no prediction, with the reason in "
+                 f"{REASON_COLUMN} (the first: {first})")
+    return line
 
 
 def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

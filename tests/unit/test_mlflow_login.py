@@ -90,7 +90,8 @@ def test_the_model_servers_setup_makes_a_user_who_may_only_read_and_the_alias_we
 ) -> None:
     env = step_env(s3_server, login_mlflow_uri, MLFLOW_TRACKING_USERNAME="admin",
                    MLFLOW_TRACKING_PASSWORD=PASSWORD, MLFLOW_SERVER_PASSWORD="server-password-1",
-                   SERVE_WEBHOOK_SECRET="hook-secret", SERVE_WEBHOOK_URL="http://model-server:8000/webhooks/mlflow")
+                   SERVE_WEBHOOK_SECRET="hook-secret",
+                   SERVE_WEBHOOK_URL="http://model-server:8000/webhooks/mlflow")
     setup = [sys.executable, "-m", "pipeline_steps", "model_server", "setup"]
     first = subprocess.run(setup, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert first.returncode == cli.EXIT_OK, first.stderr
