@@ -534,6 +534,9 @@ SECRETS: tuple[Secret, ...] = (
            "with it)", "hex:12"),
     Secret("MLFLOW_SECRET_KEY", "signs the MLflow UI's CSRF tokens (the same for every server worker)",
            "hex:32"),
+    Secret("MLFLOW_WEBHOOK_KEY", "encrypts the secrets of MLflow's registry webhooks (one key for every "
+           "server worker and restart: without it each makes its own and cannot read the others')",
+           "fernet"),
     Secret("S3_PIPELINE_ACCESS_KEY", "the steps' S3 identity: read the data, write runs/ and predictions/",
            "key:8"),
     Secret("S3_PIPELINE_SECRET_KEY", "its secret", "hex:20"),

@@ -6,6 +6,7 @@ wheel and the `mlflow` package of the dev environment; nothing is mocked.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -142,6 +143,8 @@ def mlflow_server(workdir: Path, s3: S3Server, admin_password: str | None = None
         # As the stack's MLflow (infra/docker-compose.yml): webhooks may reach a server on this host.
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        # One key for the webhooks' secrets, as the stack's MLFLOW_WEBHOOK_KEY.
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
     }
     backend = f"sqlite:///{workdir / 'mlflow.db'}"
     arguments = ["--artifacts-destination", "s3://mlflow-artifacts/artifacts",

@@ -119,14 +119,24 @@ class LoadLoop:
 
 
 def register_broken_version(client: Any, name: str, experiment: str) -> str:
-    """Register a version of ``name`` whose model cannot be loaded (its pickle is not one); its number."""
-    mlflow.set_experiment(experiment)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
-        broken = Path(tmp, "model.pkl")
-        broken.write_bytes(b"this is not a pickled model")
-        logged = mlflow.pyfunc.log_model(name="model", python_model=RegistryModel(),
-                                         artifacts={"model": str(broken)}, pip_requirements=[])
-        run_id = run.info.run_id
-    version = mlflow.register_model(logged.model_uri, name)
+    """Register a version of ``name`` whose model cannot be loaded (its pickle is not one); its number.
+
+    It goes to the client's MLflow server, whatever this process's default tracking URI is.
+    """
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    mlflow.set_registry_uri(client.tracking_uri)
+    try:
+        mlflow.set_experiment(experiment)
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
+            broken = Path(tmp, "model.pkl")
+            broken.write_bytes(b"this is not a pickled model")
+            logged = mlflow.pyfunc.log_model(name="model", python_model=RegistryModel(),
+                                             artifacts={"model": str(broken)}, pip_requirements=[])
+            run_id = run.info.run_id
+        version = mlflow.register_model(logged.model_uri, name)
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
     client.set_model_version_tag(name, str(version.version), "broken_on_purpose", run_id)
     return str(version.version)

@@ -43,13 +43,28 @@ def ensure_user(settings: Settings, password: str) -> str:
 
 def ensure_webhook(client: Any, url: str, secret: str) -> str:
     """Create the alias webhook to the server, or bring the one there up to date; what was done."""
-    found = [hook for hook in client.list_webhooks() if hook.name == WEBHOOK_NAME]
+    from mlflow.exceptions import MlflowException  # pylint: disable=import-outside-toplevel
+
+    try:
+        found = [hook for hook in client.list_webhooks() if hook.name == WEBHOOK_NAME]
+    except MlflowException as exc:
+        # MLflow decrypts every stored webhook secret to list them: a changed key fails here.
+        raise tracking.service_error(exc, (
+            "cannot list MLflow's webhooks (the MLflow server decrypts their secrets with "
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY, the stack's MLFLOW_WEBHOOK_KEY: was it changed?)")
+        ) from None
     description = "the model server follows the production alias (make up's model-server-init)"
-    if found:
-        client.update_webhook(found[0].webhook_id, url=url, events=WEBHOOK_EVENTS, secret=secret,
-                              status="ACTIVE", description=description)
-        return f"updated MLflow webhook {WEBHOOK_NAME} -> {url}"
-    client.create_webhook(WEBHOOK_NAME, url, events=WEBHOOK_EVENTS, secret=secret, description=description)
+    try:
+        if found:
+            client.update_webhook(found[0].webhook_id, url=url, events=WEBHOOK_EVENTS, secret=secret,
+                                  status="ACTIVE", description=description)
+            return f"updated MLflow webhook {WEBHOOK_NAME} -> {url}"
+        client.create_webhook(WEBHOOK_NAME, url, events=WEBHOOK_EVENTS, secret=secret,
+                              description=description)
+    except MlflowException as exc:
+        raise tracking.service_error(exc, (
+            f"cannot register MLflow's webhook to {url} (the MLflow server needs "
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true)")) from None
     return f"created MLflow webhook {WEBHOOK_NAME} -> {url}"
 
 
@@ -60,16 +75,9 @@ def setup(settings: Settings) -> dict[str, Any]:
         raise SettingsError(f"{PASSWORD_VARIABLE} must be set: the model server's MLflow login")
     if not settings.serve_webhook_secret:
         raise SettingsError("SERVE_WEBHOOK_SECRET must be set: it signs MLflow's webhook to the model server")
-    from mlflow.exceptions import MlflowException  # pylint: disable=import-outside-toplevel
-
     client = tracking.connect(settings)
     done = [ensure_user(settings, password)]
-    try:
-        done.append(ensure_webhook(client, settings.serve_webhook_url, settings.serve_webhook_secret))
-    except MlflowException as exc:
-        doing = (f"cannot register MLflow's webhook to {settings.serve_webhook_url} (the MLflow server "
-                 "needs MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true)")
-        raise tracking.service_error(exc, doing) from None
+    done.append(ensure_webhook(client, settings.serve_webhook_url, settings.serve_webhook_secret))
     for line in done:
         log.info("%s", line)
     return {"step": "model_server", "message": "; ".join(done)}

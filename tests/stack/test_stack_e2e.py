@@ -28,6 +28,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from pipeline_steps.settings import SECRETS
 from tests.stack.conftest import REPO, STACK_ENV, Stack, compose, stack_command
 
 DAG_ID = "ml_training_pipeline"
@@ -728,7 +729,7 @@ def test_a_restart_keeps_runs_models_and_data(stack: Stack) -> None:
 def test_no_image_carries_a_secret(stack: Stack) -> None:
     assert stack.env  # the stack is up: make up wrote the secret files
     secrets = secret_files()
-    assert len(secrets) == 24
+    assert sorted(secrets) == sorted(secret.name for secret in SECRETS)
     listing = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
                "--filter", "reference=ct-*:latest"]
     names = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
@@ -751,7 +752,7 @@ def secret_files() -> dict[str, str]:
 def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
     """Secrets reach the services as files under /run/secrets, never as configuration."""
     secrets = secret_files()
-    assert len(secrets) == 24 and all(len(value) >= 12 for value in secrets.values())
+    assert len(secrets) == len(SECRETS) and all(len(value) >= 12 for value in secrets.values())
     assert secrets["MLFLOW_ADMIN_PASSWORD"] == stack.env["MLFLOW_ADMIN_PASSWORD"]
     project = STACK_ENV["COMPOSE_PROJECT_NAME"]
     listing = ["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}"]
@@ -776,6 +777,7 @@ def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
     assert mounted("mlflow") == {
         "MLFLOW_DB_PASSWORD": "MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD": "MLFLOW_ADMIN_PASSWORD",
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "MLFLOW_SECRET_KEY",
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": "MLFLOW_WEBHOOK_KEY",
         "AWS_ACCESS_KEY_ID": "S3_MLFLOW_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY": "S3_MLFLOW_SECRET_KEY"}
     # The model server: its key, a read-only MLflow login, S3 keys for the prediction log only.
     assert mounted("model-server") == {

@@ -29,7 +29,7 @@ def test_every_secret_of_env_gets_a_file_holding_exactly_its_value(tmp_path: Pat
     env = make_env(tmp_path / ".env")
     folder = tmp_path / ".env.secrets"
     assert sorted(path.name for path in folder.iterdir()) == sorted(env) == sorted(s.name for s in SECRETS)
-    assert len(env) == 24
+    assert len(env) == 25
     for name, value in env.items():
         assert (folder / name).read_text() == value, name
         assert (folder / name).stat().st_mode & 0o777 == 0o644  # a container's own user reads it
