@@ -114,21 +114,9 @@ def move_alias(version: str) -> None:
 @contextmanager
 def process(command: list[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[None]:
     """A server process, ready when ``ready_url`` answers 200; stopped at the end."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        try:
-            deadline = time.monotonic() + 180
-            while status(ready_url) != 200:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"bench-serve: {command[:3]} did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with services.process(command, log, env=env, cwd=REPO) as running:
+        services.wait_until(lambda: status(ready_url) == 200, command[0], running, log, timeout=180)
+        yield
 
 
 def status(url: str) -> int | None:

@@ -61,20 +61,22 @@ def wait_until(check: Callable[[], bool], what: str, process: subprocess.Popen, 
 
 
 @contextmanager
-def _process(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def process(command: list[str], log: Path, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """A service's process, its output in ``log``; stopped (terminated, then killed) at the end."""
     with log.open("wb") as out:
-        process = subprocess.Popen(  # pylint: disable=consider-using-with
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        started = subprocess.Popen(  # pylint: disable=consider-using-with
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
         )
     try:
-        yield process
+        yield started
     finally:
-        process.terminate()
+        started.terminate()
         try:
-            process.wait(timeout=20)
+            started.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            started.kill()
+            started.wait()
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,9 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
         *(f"-{flag}={free_port()}" for flag in _WEED_PORTS),
     ]
     server = S3Server(endpoint=f"http://127.0.0.1:{port}")
-    with _process(command, workdir / "weed.log") as process:
+    with process(command, workdir / "weed.log") as running:
         client = server.client()
-        wait_until(lambda: client.list_buckets() is not None, "SeaweedFS", process,
+        wait_until(lambda: client.list_buckets() is not None, "SeaweedFS", running,
                    workdir / "weed.log")
         for bucket in BUCKETS:
             client.create_bucket(Bucket=bucket)
@@ -165,6 +167,6 @@ def mlflow_server(workdir: Path, s3: S3Server, admin_password: str | None = None
         with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
             return response.status == 200
 
-    with _process(command, workdir / "mlflow.log", env=env) as process:
-        wait_until(healthy, "MLflow server", process, workdir / "mlflow.log", timeout=120)
+    with process(command, workdir / "mlflow.log", env=env) as running:
+        wait_until(healthy, "MLflow server", running, workdir / "mlflow.log", timeout=120)
         yield uri
