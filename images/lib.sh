@@ -7,12 +7,15 @@ DEFAULT_BASE_IMAGE=python:3.11-slim-bookworm
 LOCAL_BASE_IMAGE=ct-base:python3.11-bookworm
 LOG_DIR="${LOG_DIR:-${TMPDIR:-/tmp}/ct-images}"
 # The step images, from the pipeline's declaration (pipeline_steps/pipeline.py, standard library
-# only): image name -> "<lock name> <step name>", and their order.
+# only): image name -> "<lock name> <step name>", and their order; TASK_IMAGES: those a worker
+# runs (the model server's is the stack's, not a task's).
 declare -A STEPS=()
 STEP_ORDER=()
-while read -r image lock step; do
+TASK_IMAGES=()
+while read -r image lock step role; do
   STEPS[$image]="$lock $step"
   STEP_ORDER+=("$image")
+  [ "$role" = service ] || TASK_IMAGES+=("$image")
 done < <(cd "$REPO_DIR" && python3 -m pipeline_steps.pipeline images)
 [ "${#STEP_ORDER[@]}" -gt 0 ] || { echo "images: pipeline_steps/pipeline.py declares no step image" >&2; exit 1; }
 # Locks that resolve apart ([tool.uv] conflicts: the drift check needs pandas<3): their images
@@ -20,7 +23,7 @@ done < <(cd "$REPO_DIR" && python3 -m pipeline_steps.pipeline images)
 APART_LOCKS=(drift)
 SERVICE_ORDER=(airflow mlflow seaweedfs postgres docker-proxy)
 # What a Celery worker on another host runs (make save-images writes them, make worker checks them).
-WORKER_IMAGES=(airflow docker-proxy "${STEP_ORDER[@]}")
+WORKER_IMAGES=(airflow docker-proxy "${TASK_IMAGES[@]}")
 # Built only when asked for (`images/build.sh redis`), as make up EXECUTOR=celery does where
 # the official image cannot be pulled: the default stack does not use them.
 OPTIONAL_SERVICES=(redis)

@@ -91,6 +91,7 @@ class Step:  # pylint: disable=too-many-instance-attributes  # one flat record o
     params: tuple[str, ...] = ()  # the params.yaml keys its stage reads (DVC re-runs it when they change)
     outputs: tuple[Output, ...] = ()  # its stage's outputs (default: its whole output folder)
     local_args: tuple[str, ...] = ()  # its stage's own arguments (${...}: a params.yaml key)
+    service: bool = False  # a service of the stack (compose), not a task: no worker runs its image
 
     @property
     def module(self) -> str:
@@ -164,7 +165,7 @@ STEPS: tuple[Step, ...] = (
          lock="publish", output=None),
     # Not a task: a service of the stack (compose's model-server), in an image built like the steps'.
     Step("model_server", "answer prediction requests with the Production model, following its alias",
-         lock="serve", output=None),
+         lock="serve", output=None, service=True),
 )
 BY_NAME = {step.name: step for step in STEPS}
 
@@ -206,8 +207,10 @@ def graph(dag_id: str) -> dict[str, tuple[str, ...]]:
 
 
 def _images() -> str:
-    """One line per step image: its image name, its lock, its step name (images/lib.sh reads them)."""
-    return "\n".join(f"{found.image} {found.lock} {found.name}" for found in STEPS if found.lock)
+    """One line per step image: its image name, its lock, its step name, and whether a worker runs it
+    (``task``) or the stack does (``service``) (images/lib.sh reads them)."""
+    return "\n".join(f"{found.image} {found.lock} {found.name} {'service' if found.service else 'task'}"
+                     for found in STEPS if found.lock)
 
 
 if __name__ == "__main__":

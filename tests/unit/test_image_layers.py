@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from pipeline_steps.pipeline import STEPS
 from tests.host_scripts import image_layers as layers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,3 +95,11 @@ def test_the_repositorys_locks_split_without_a_clash() -> None:
 def deepest_locks() -> set[str]:
     """The locks layers.py plans for."""
     return {name for _, members in layers.LAYERS.values() for name in members}
+
+
+def test_a_worker_on_another_host_gets_the_task_images_and_not_the_model_servers() -> None:
+    listed = subprocess.run(["bash", "-c", 'source images/lib.sh && echo "${WORKER_IMAGES[@]}"'],
+                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+                            check=True).stdout.split()
+    tasks = {step.image for step in STEPS if step.lock and not step.service}
+    assert set(listed) == {"airflow", "docker-proxy", *tasks} and "model-server" not in listed
