@@ -62,15 +62,24 @@ class ServerClient:
         reply = self.call("GET", "/version")
         return reply.body.get("model_version") if reply.status == 200 else None
 
+    def versions_by_process(self) -> set[str]:
+        """The version each server process answers with, from /metrics (one gauge per process)."""
+        text = self.call("GET", "/metrics").body
+        found = {line.rsplit(" ", 1)[1] for line in str(text).splitlines()
+                 if line.startswith("ct_model_version{")}
+        return {str(int(float(value))) for value in found}
+
     def wait_for_version(self, version: str, timeout: float = 60) -> float:
-        """Seconds until /predict... /version says ``version`` serves; fails after ``timeout``."""
+        """Seconds until every server process answers with ``version`` (each follows the alias on its
+        own: one may swap a moment before another); fails after ``timeout``."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            if self.served_version() == version:
+            if self.served_version() == version and self.versions_by_process() == {version}:
                 return time.monotonic() - started
             time.sleep(0.1)
-        raise AssertionError(f"the server did not serve version {version} within {timeout} s "
-                             f"(it serves {self.served_version()}; /version: {self.call('GET', '/version')})")
+        raise AssertionError(f"the server did not serve version {version} within {timeout} s in every "
+                             f"process (they serve {self.versions_by_process()}; /version: "
+                             f"{self.call('GET', '/version')})")
 
 
 def _json(payload: bytes) -> Any:
