@@ -53,11 +53,10 @@ class Served:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the alias points: a version of the model, and what its run recorded."""
+    """Where the alias points: a version of the model, and its run."""
 
     version: str
     run_id: str | None
-    data_version: str | None
 
 
 class Refused(PipelineError):

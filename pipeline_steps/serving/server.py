@@ -44,7 +44,7 @@ class Registry:
     def production(self) -> Target | None:
         """Where the production alias points now."""
         found = tracking.version_by_alias(self.client, self._settings.model_name, tracking.PRODUCTION_ALIAS)
-        return None if found is None else Target(str(found.version), found.run_id, None)
+        return None if found is None else Target(str(found.version), found.run_id)
 
     def load(self, target: Target) -> Served:
         """Download a version, load it and check it on its input example."""

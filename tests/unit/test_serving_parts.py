@@ -133,7 +133,7 @@ def served(version: str) -> Served:
 
 
 def test_the_follower_swaps_to_where_the_alias_points_and_refuses_a_version_once() -> None:
-    points = {"at": Target("1", None, None)}
+    points = {"at": Target("1", None)}
     loads: list[str] = []
     refusals: list[tuple[str, str]] = []
 
@@ -148,18 +148,18 @@ def test_the_follower_swaps_to_where_the_alias_points_and_refuses_a_version_once
     follower = Follower(lambda: points["at"], load, check_seconds=60,
                         on_refused=lambda version, reason: refusals.append((version, reason)))
     assert follower.check().version == "1"  # type: ignore[union-attr]
-    points["at"] = Target("2", None, None)
+    points["at"] = Target("2", None)
     assert follower.check().version == "1"  # type: ignore[union-attr]
     assert follower.check().version == "1"  # type: ignore[union-attr]
     assert refusals == [("2", "cannot load it")] and loads.count("2") == 1
-    points["at"] = Target("3", None, None)
+    points["at"] = Target("3", None)
     assert follower.check().version == "1"  # type: ignore[union-attr]  # MLflow away: try again later
     assert follower.check().version == "3"  # type: ignore[union-attr]
     assert refusals == [("2", "cannot load it")]
 
 
 def test_the_follower_keeps_serving_when_mlflow_cannot_be_asked() -> None:
-    answers = iter([Target("1", None, None), PipelineError("MLflow unreachable")])
+    answers = iter([Target("1", None), PipelineError("MLflow unreachable")])
 
     def resolve() -> Target | None:
         found = next(answers)
