@@ -32,6 +32,7 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -110,10 +111,12 @@ def create_app(config: ServerConfig, follower: Follower, prediction_log: Buffere
             follower.stop()
             prediction_log.close()
 
-    app = FastAPI(title="ct model server", version="1",
-                  description=f"Answers with the Production version of {config.model_name}, following "
-                              "its alias: a new version serves within seconds of its approval or rollback.",
-                  lifespan=lifespan)
+    # The API page's Swagger UI from the image, not a CDN: a stack without internet shows it too.
+    app = FastAPIOffline(title="ct model server", version="1",
+                         description=f"Answers with the Production version of {config.model_name}, "
+                                     "following its alias: a new version serves within seconds of its "
+                                     "approval or rollback.",
+                         lifespan=lifespan)
 
     def require_key(request: Request,
                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,6 +117,17 @@ def test_before_any_version_is_approved_it_is_alive_not_ready_and_says_to_approv
         assert refused.status == 503
         assert refused.detail.startswith(f"no Production model of {penguins.model_name} is loaded yet: "
                                          "approve a registered version (make approve")
+
+
+def test_its_api_page_loads_its_swagger_ui_from_the_server_not_from_the_internet(
+        penguins: Settings, service_env: dict[str, str], tmp_path: Path) -> None:  # pylint: disable=unused-argument
+    with model_server(service_env, tmp_path) as server:
+        page = server.call("GET", "/docs", key="")
+        linked = re.findall(r"""(?:href|src)=['"]([^'"]+)['"]""", page.body)
+        assert page.status == 200 and linked and all(url.startswith("/") for url in linked), linked
+        assert {url.rsplit(".", 1)[-1] for url in linked} >= {"js", "css"}
+        assert all(server.call("GET", url, key="").status == 200 for url in linked)
+        assert server.call("GET", "/openapi.json", key="").body["info"]["title"] == "ct model server"
 
 
 def test_it_answers_each_record_with_its_label_probabilities_and_the_version_that_answered(
