@@ -32,9 +32,9 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from pipeline_steps.serving import answering, metrics, webhook
@@ -44,6 +44,8 @@ from pipeline_steps.serving.prediction_log import SERVER, Answered, BufferedLog,
 
 log = logging.getLogger(__name__)
 FIRST_CHECK_SECONDS = 60
+# A body over SERVE_MAX_REQUEST_BYTES is read this far past it before the 413 (see _body).
+DRAIN_BYTES = 16 * 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -227,15 +229,24 @@ async def _answer(request: Request, config: ServerConfig, follower: Follower, pr
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    """The request's body, refused (413) as soon as it is larger than ``limit`` bytes."""
+    """The request's body, refused (413) when it is larger than ``limit`` bytes.
+
+    A client sending a body over the limit is still writing when the answer is ready; answered
+    then, the connection closes under it and it sees a broken pipe, not the 413. So up to
+    :data:`DRAIN_BYTES` past the limit are read (and dropped) first; a larger body is cut off.
+    """
     too_large = RequestProblem(413, f"the body is larger than {limit} bytes (SERVE_MAX_REQUEST_BYTES): "
                                     "send fewer records per request, or score a whole table with make score")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and int(declared) > limit + DRAIN_BYTES:
         raise too_large
-    body = bytearray()
+    body, size = bytearray(), 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit + DRAIN_BYTES:
             raise too_large
+        if size <= limit:
+            body += chunk
+    if size > limit:
+        raise too_large
     return bytes(body)

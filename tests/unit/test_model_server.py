@@ -9,6 +9,7 @@ and every answer reaches the prediction log, also when the server is stopped.
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import io
 import json
 import os
@@ -92,6 +93,23 @@ def model_server(env: dict[str, str], workdir: Path, **serve: str) -> Iterator[S
             except subprocess.TimeoutExpired:
                 process.kill()
             print(f"--- model server log ---\n{log_path.read_text(errors='replace')[-6000:]}")
+
+
+def upload(server: ServerClient, size: int) -> int:
+    """POST a JSON body of ``size`` bytes to /predict, a piece at a time; the status read back (a broken
+    pipe or a reset raises)."""
+    connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=60)
+    connection.putrequest("POST", "/predict")
+    for name, value in {"Authorization": f"Bearer {server.key}", "Content-Type": "application/json",
+                        "Content-Length": str(size)}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    piece = b" " * (1024 * 1024)
+    for start in range(0, size, len(piece)):
+        connection.send(piece[:min(len(piece), size - start)])
+    status = connection.getresponse().status
+    connection.close()
+    return status
 
 
 def logged_rows(store: Storage, settings: Settings) -> pd.DataFrame:
@@ -239,6 +257,8 @@ def test_each_bad_request_gets_its_status_and_a_line_naming_the_cause_and_good_o
             reply = server.call("POST", "/predict", payload,
                                 content_type="text/csv" if kind == "csv" else "application/json")
             assert (reply.status, said in reply.detail) == (status, True), (body, reply)
+        # More than the sockets hold: the client still sends when the answer is ready, and reads it after.
+        assert upload(server, 14 * 1024 * 1024) == 413
         assert server.call("POST", "/predict", b"a", content_type="application/xml").status == 415
         no_key = server.predict([good], key="")
         assert no_key.status == 401 and "SERVE_API_KEY" in no_key.detail
