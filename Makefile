@@ -25,7 +25,8 @@ lint: install install-airflow ## pylint on the package, the DAGs and the tests; 
 	$(UV) run python -m pipeline_steps.tools.generate --check
 	$(UV) run pylint pipeline_steps
 	$(UV) run pylint --disable=missing-function-docstring,redefined-outer-name tests/*.py tests/unit tests/images tests/stack tests/scale_out
-	$(UV) run pylint infra/scripts/airflow_client.py infra/scripts/stack.py infra/scripts/predict.py
+	$(UV) run pylint infra/scripts/airflow_client.py infra/scripts/stack.py infra/scripts/predict.py \
+	  infra/scripts/feedback.py
 	$(UV) run pylint bench/stack.py bench/runs.py bench/dag.py bench/on_stack.py bench/scale.py bench/serve.py \
 	  images/bench/report.py images/layers.py
 	cd orchestration && $(UV) run pylint dags airflow_preloaded.py
@@ -131,6 +132,10 @@ score: ## Score FILE (CSV or Parquet) with the Production model: publishes it, f
 .PHONY: predict
 predict: ## Ask the model server about FILE (CSV or a JSON list of records); prints the answers (OUT=file writes them)
 	@python3 infra/scripts/predict.py "$(FILE)" $(if $(OUT),--out "$(OUT)")
+
+.PHONY: feedback
+feedback: ## Tell the model server the true labels of rows it answered: FILE (CSV: request_id,label[,row]) or JSON
+	@python3 infra/scripts/feedback.py "$(FILE)"
 
 .PHONY: reproduce
 reproduce: install ## Re-run a registered version from its recorded data, settings and images; compare metrics (VERSION=N)

@@ -36,9 +36,20 @@ def content_type(path: Path) -> str:
     return "application/json" if path.suffix.lower() == ".json" else "text/csv"
 
 
-def ask(url: str, key: str, body: bytes, media: str) -> dict[str, Any]:
-    """POST the body to /predict; the answer, or a RuntimeError with the server's one line."""
-    request = urllib.request.Request(f"{url}/predict", data=body, method="POST", headers={
+def connection(env_file: str, command: str) -> tuple[str, str]:
+    """The server's URL and key, from the environment, else the .env file; a RuntimeError naming
+    what is missing."""
+    env_path = Path(env_file)
+    env = read_env_file(env_path) if env_path.is_file() else {}
+    key = os.environ.get("SERVE_API_KEY") or env.get("SERVE_API_KEY", "")
+    if not key:
+        raise RuntimeError(f"{command}: no SERVE_API_KEY in the environment or {env_path}: run make up first")
+    return f"http://localhost:{os.environ.get('SERVE_PORT') or env.get('SERVE_PORT') or '8000'}", key
+
+
+def ask(url: str, key: str, body: bytes, media: str, path: str = "/predict") -> dict[str, Any]:
+    """POST the body to the server's ``path``; the answer, or a RuntimeError with the server's one line."""
+    request = urllib.request.Request(f"{url}{path}", data=body, method="POST", headers={
         "Content-Type": media, "Authorization": f"Bearer {key}", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
@@ -80,14 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: predict: name a file to send: make predict FILE=rows.csv (not {args.file!r})",
               file=sys.stderr)
         return 2
-    env_path = Path(args.env_file)
-    env = read_env_file(env_path) if env_path.is_file() else {}
-    key = os.environ.get("SERVE_API_KEY") or env.get("SERVE_API_KEY", "")
-    if not key:
-        print(f"error: predict: no SERVE_API_KEY in the environment or {env_path}: run make up first",
-              file=sys.stderr)
+    try:
+        url, key = connection(args.env_file, "predict")
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    url = f"http://localhost:{os.environ.get('SERVE_PORT') or env.get('SERVE_PORT') or '8000'}"
     try:
         answer = ask(url, key, path.read_bytes(), content_type(path))
     except RuntimeError as exc:

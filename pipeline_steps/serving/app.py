@@ -8,10 +8,12 @@
   a stack with no Production model yet is still a healthy stack).
 - ``GET /version``: the version served, its run, its data version, when it was loaded.
 - ``GET /metrics``: Prometheus' text format (pipeline_steps/serving/metrics.py).
+- ``POST /feedback``: the true labels of answered rows, by request id and row, stored
+  beside the prediction log for monitoring (pipeline_steps/serving/feedback.py).
 - ``POST /webhooks/mlflow``: MLflow's registry webhook; a signed alias move makes the
   server look at MLflow now (pipeline_steps/serving/webhook.py).
 
-``/predict``, ``/version`` and ``/metrics`` need the key (SERVE_API_KEY) as a bearer
+``/predict``, ``/feedback``, ``/version`` and ``/metrics`` need the key (SERVE_API_KEY) as a bearer
 token; the webhook is signed instead; the health checks and the API page (``/docs``)
 are open. Every answered row goes to the prediction log (pipeline_steps/serving/prediction_log.py).
 """
@@ -22,7 +24,6 @@ import contextlib
 import hmac
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -37,16 +38,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
-from pipeline_steps.serving import answering, metrics, webhook
+from pipeline_steps.serving import answering, feedback, metrics, webhook
 from pipeline_steps.serving.answering import RequestProblem
-from pipeline_steps.serving.follower import Follower
-from pipeline_steps.serving.prediction_log import SERVER, Answered, BufferedLog, labels_as_json
+from pipeline_steps.serving.follower import Follower, Served
+from pipeline_steps.serving.prediction_log import REQUEST_ID, SERVER, Answered, BufferedLog, labels_as_json
 
 log = logging.getLogger(__name__)
 FIRST_CHECK_SECONDS = 60
 # A body over SERVE_MAX_REQUEST_BYTES is read this far past it before the 413 (see _body).
 DRAIN_BYTES = 16 * 1024 * 1024
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,14 @@ class Predictions(BaseModel):
     predictions: list[Prediction]
 
 
+class Stored(BaseModel):
+    """Labels stored: how many, for which model, in which file."""
+
+    model_name: str
+    stored: int
+    uri: str
+
+
 class Problem(BaseModel):
     """Why a request got no answer, in one line."""
 
@@ -91,12 +99,22 @@ _RECORDS_BODY = {
         "text/csv": {"schema": {"type": "string", "description": "a table with a header row"}},
     },
 }
+_LABELS_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"type": "array", "minItems": 1, "items": {
+        "type": "object", "required": ["request_id", "label"], "properties": {
+            "request_id": {"type": "string", "description": "the request id an answer carried"},
+            "label": {"description": "the true label, one of the model's classes"},
+            "row": {"type": "integer", "minimum": 0, "default": 0,
+                    "description": "the record's place in its request (0 for the first)"}}}}}},
+}
 _bearer = HTTPBearer(auto_error=False, description="SERVE_API_KEY (in .env)")
 
 
-def create_app(config: ServerConfig, follower: Follower, prediction_log: BufferedLog) -> FastAPI:
+def create_app(config: ServerConfig, follower: Follower, prediction_log: BufferedLog,
+               labels: feedback.LabelStore) -> FastAPI:
     """The API, serving what ``follower`` loads and logging to ``prediction_log`` (both run by its
-    lifespan)."""
+    lifespan); labels sent back are written to ``labels``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +176,16 @@ def create_app(config: ServerConfig, follower: Follower, prediction_log: Buffere
             metrics.REQUESTS.labels(str(status)).inc()
             metrics.LATENCY.observe(time.perf_counter() - started)
 
+    @app.post("/feedback", response_model=Stored, dependencies=[Depends(require_key)],
+              openapi_extra={"requestBody": _LABELS_BODY},
+              responses={401: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem},
+                         503: {"model": Problem}})
+    async def take_feedback(request: Request) -> Stored:
+        served = follower.current  # the classes a label must be one of
+        if served is None:
+            raise RequestProblem(503, waiting())
+        return await _store_labels(request, config, served, labels)
+
     @app.get("/health", responses={503: {"model": Problem}})
     def health() -> JSONResponse:
         served = follower.current
@@ -212,7 +240,7 @@ async def _answer(request: Request, config: ServerConfig, follower: Follower, pr
     probabilities = answering.score(served.model, asked)
     labels, per_class = answering.answers(served.model.schema, probabilities)
     given = request.headers.get("x-request-id", "")
-    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
     content = json.dumps({
         "model_name": served.name, "model_version": served.version, "request_id": request_id,
         "predictions": [{"label": label, "probabilities": probs}
@@ -226,6 +254,20 @@ async def _answer(request: Request, config: ServerConfig, follower: Follower, pr
     metrics.ROWS.inc(len(labels))
     return Response(content, media_type="application/json",
                     headers={"X-Model-Version": served.version, "X-Request-Id": request_id})
+
+
+async def _store_labels(request: Request, config: ServerConfig, served: Served,
+                        labels: feedback.LabelStore) -> Stored:
+    """Check the labels of a feedback request against the served model's classes; store them at once."""
+    body = await _body(request, config.max_request_bytes)
+    try:
+        records = json.loads(body)
+    except ValueError as exc:
+        raise RequestProblem(422, f"the body is not JSON ({exc})") from None
+    table = feedback.labelled(records, served.model.schema.classes, feedback.SERVER_SOURCE)
+    uri = await anyio.to_thread.run_sync(labels.write, served.name, table)
+    log.info("stored %d label(s) in %s", table.num_rows, uri)
+    return Stored(model_name=served.name, stored=table.num_rows, uri=uri)
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -41,6 +42,8 @@ from pipeline_steps.services.storage import Storage
 
 SERVER, BATCH = "server", "batch"
 LOG_PREFIX = "predictions"
+# What a request id may be (a client's X-Request-Id, else one made up): safe in a file and a URL.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SCHEMA = pa.schema([
     ("request_id", pa.string()),
     ("row", pa.int64()),
@@ -116,11 +119,12 @@ def table(batches: Sequence[Answered]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
-def log_uri(bucket: str, model_name: str, source: str, at: datetime) -> str:
-    """A new file of the log: partitioned by model and day, named so no two writers collide."""
+def log_uri(bucket: str, model_name: str, source: str, at: datetime, prefix: str = LOG_PREFIX) -> str:
+    """A new file of the log (or, with ``prefix``, of what lies beside it): partitioned by model and
+    day, named so no two writers collide."""
     stamp = at.strftime("%Y%m%dT%H%M%S%f")
     writer = f"{socket.gethostname()}-{os.getpid()}-{next(_sequence)}-{uuid.uuid4().hex[:8]}"
-    return (f"s3://{bucket}/{LOG_PREFIX}/model={model_name}/date={at:%Y-%m-%d}/"
+    return (f"s3://{bucket}/{prefix}/model={model_name}/date={at:%Y-%m-%d}/"
             f"{source}-{stamp}-{writer}.parquet")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline_steps.cli import configure_logging
 from pipeline_steps.modelling import registry
-from pipeline_steps.serving import STATE_VARIABLE, metrics, notify
+from pipeline_steps.serving import STATE_VARIABLE, feedback, metrics, notify
 from pipeline_steps.serving.app import ServerConfig, create_app
 from pipeline_steps.serving.follower import Follower, Served, Target, checked, now
 from pipeline_steps.serving.prediction_log import BufferedLog
@@ -88,7 +88,8 @@ def build(settings: Settings, state: Path | None = None) -> Any:
                                  on_written=metrics.LOGGED.inc, on_dropped=metrics.DROPPED.inc)
     config = ServerConfig(name, settings.serve_api_key, settings.serve_webhook_secret,
                           settings.serve_max_request_bytes, settings.csv_delimiter)
-    return create_app(config, follower, prediction_log)
+    labels = feedback.LabelStore(Storage(settings.s3), settings.s3_prediction_log_bucket)
+    return create_app(config, follower, prediction_log, labels)
 
 
 def app_from_environment() -> Any:

@@ -28,7 +28,7 @@ import pytest
 
 from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.modelling.production import serve
-from pipeline_steps.serving import prediction_log, webhook
+from pipeline_steps.serving import feedback, prediction_log, webhook
 from pipeline_steps.services import tracking
 from pipeline_steps.settings import Settings
 from pipeline_steps.services.storage import Storage
@@ -112,10 +112,10 @@ def upload(server: ServerClient, size: int) -> int:
     return status
 
 
-def logged_rows(store: Storage, settings: Settings) -> pd.DataFrame:
-    """Every row of the prediction log of this test's model."""
+def logged_rows(store: Storage, settings: Settings, kind: str = prediction_log.LOG_PREFIX) -> pd.DataFrame:
+    """Every row of the prediction log of this test's model (or, with ``kind``, of its labels)."""
     client = store.client
-    prefix = f"{prediction_log.LOG_PREFIX}/model={settings.model_name}/"
+    prefix = f"{kind}/model={settings.model_name}/"
     listed = client.list_objects_v2(Bucket=settings.s3_prediction_log_bucket, Prefix=prefix)
     bucket = settings.s3_prediction_log_bucket
     frames = [pd.read_parquet(io.BytesIO(store.read_bytes(f"s3://{bucket}/{item['Key']}")))
@@ -368,3 +368,39 @@ def test_batch_scoring_logs_its_rows_in_the_same_format(
     assert logged.loc[logged["row"] == 1, "prediction"].isna().all()
     assert "'oops'" in logged.loc[logged["row"] == 1, "no_prediction_reason"].iloc[0]
     assert logged.loc[logged["row"] != 1, "prediction"].notna().all()
+
+
+def test_true_labels_sent_back_are_stored_beside_the_log_and_a_label_that_is_no_class_is_refused(
+        penguins: Settings, store: Storage, service_env: dict[str, str], run_prefix: str,
+        tmp_path: Path) -> None:
+    version = train_version(penguins, store, run_prefix)
+    point_production_at(penguins, version)
+    request_id = f"labelled-{uuid.uuid4().hex[:8]}"
+    with model_server(service_env, tmp_path) as server:
+        server.wait_for_version(version)
+        assert server.predict(records(3), headers={"X-Request-Id": request_id}).status == 200
+        # make feedback: a CSV of request_id, label and row, as a person writes one.
+        labels = tmp_path / "labels.csv"
+        labels.write_text(f"request_id,label,row\n{request_id},Adelie,0\n{request_id},Gentoo,2\n")
+        sent = subprocess.run([sys.executable, "infra/scripts/feedback.py", str(labels)],
+                              cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+                              check=False, env={**os.environ, "SERVE_API_KEY": KEY,
+                                                "SERVE_PORT": server.url.rsplit(":", 1)[1],
+                                                "ENV_FILE": str(tmp_path / "no.env")})
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.startswith(f"stored 2 label(s) of {penguins.model_name} predictions: s3://"
+                                      f"{penguins.s3_prediction_log_bucket}/feedback/model="), sent.stdout
+        wrong = server.call("POST", "/feedback", json.dumps([{"request_id": request_id, "label": "Dodo"}]
+                                                            ).encode())
+        assert wrong.status == 422 and "('Dodo') is not one of the model's classes" in wrong.detail
+        no_id = server.call("POST", "/feedback", json.dumps([{"label": "Adelie"}]).encode())
+        assert no_id.status == 422 and "label 0 needs request_id" in no_id.detail
+        assert server.call("POST", "/feedback", json.dumps([{"request_id": request_id, "label": "Adelie"}]
+                                                           ).encode(), key="").status == 401
+    stored = logged_rows(store, penguins, kind=feedback.FEEDBACK_PREFIX)
+    assert sorted(zip(stored["request_id"], stored["row"], stored["label"])) == [
+        (request_id, 0, '"Adelie"'), (request_id, 2, '"Gentoo"')]
+    # The labels join the log's rows as the monitor joins them: by request and row, the label as JSON.
+    joined = logged_rows(store, penguins).merge(stored, on=["request_id", "row"])
+    assert len(joined) == 2 and set(joined["source_x"]) == {"server"}
+    assert joined["prediction"].str.startswith('"').all()

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline_steps.data.schema import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC, Feature, TableSchema
 from pipeline_steps.errors import PipelineError, ServiceUnreachableError
-from pipeline_steps.serving import answering, prediction_log, webhook
+from pipeline_steps.serving import answering, feedback, prediction_log, webhook
 from pipeline_steps.serving.answering import RequestProblem
 from pipeline_steps.serving.follower import Follower, Refused, Served, Target, checked
 
@@ -178,3 +178,32 @@ def test_log_rows_keep_labels_and_probabilities_as_json_and_rows_without_one_as_
     probabilities = prediction_log.probabilities_as_json(["no", True], both)
     assert json.loads(probabilities[0]) == {"no": 0.25, "True": 0.75} and probabilities[1] is None
     assert prediction_log.labels_as_json(["no", True, None, 3]) == ['"no"', "true", None, "3"]
+
+
+def test_a_label_is_stored_as_the_log_stores_predictions_whether_sent_as_itself_or_as_text() -> None:
+    table = feedback.labelled([{"request_id": "r-1", "label": 1},
+                               {"request_id": "r-1", "label": "0", "row": "2"}],
+                              classes=[0, 1], source="server")
+    assert table.schema == feedback.SCHEMA
+    assert table.column("label").to_pylist() == [json.dumps(1), json.dumps(0)]
+    assert table.column("row").to_pylist() == [0, 2]
+    assert table.column("label").to_pylist()[0] == prediction_log.labels_as_json([1])[0]
+
+
+@pytest.mark.parametrize(("labels", "named"), [
+    ([], "send a JSON list of labels"),
+    ({"request_id": "r", "label": 1}, "send a JSON list of labels"),
+    (["r,1"], "label 0 is not an object"),
+    ([{"label": 1}], "label 0 needs request_id"),
+    ([{"request_id": "r/../x", "label": 1}], "label 0 needs request_id"),
+    ([{"request_id": "r", "label": 1}, {"request_id": "r", "label": 7}],
+     "label 1 (7) is not one of the model's classes ['0', '1']"),
+    ([{"request_id": "r", "label": None}], "label 0 (None) is not one of"),
+    ([{"request_id": "r", "label": 1, "row": -1}], "label 0: row is the record's place in its request"),
+    ([{"request_id": "r", "label": 1, "row": True}], "label 0: row is the record's place"),
+])
+def test_labels_that_name_no_answered_row_or_no_class_are_refused_naming_the_first(
+        labels: object, named: str) -> None:
+    with pytest.raises(RequestProblem) as refused:
+        feedback.labelled(labels, classes=[0, 1], source="server")
+    assert refused.value.status == 422 and named in refused.value.message
