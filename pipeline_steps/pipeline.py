@@ -29,6 +29,7 @@ from typing import NamedTuple
 TRAINING_DAG = "ml_training_pipeline"
 SCORING_DAG = "batch_scoring"
 ROLLBACK_DAG = "rollback_production"
+MONITOR_DAG = "monitor_production"
 
 # The tasks of the training DAG that are not steps.
 GATE_TASK = "quality_gate"  # follows evaluate's decision: register, or stop
@@ -161,6 +162,9 @@ STEPS: tuple[Step, ...] = (
     Step("predict", "score a table with the Production model; one prediction (or a reason) per row",
          lock="train", dag=SCORING_DAG, heavy=True, output="predictions/{run}", skipped="skipped",
          inputs=(Input("--input", param="input"),)),
+    Step("monitor_production", "read the prediction log and its labels since the last run: drift, classes, "
+         "live metric, triggers (Evidently)", lock="drift", dag=MONITOR_DAG, output="monitoring/{run}",
+         skipped="skipped"),
     Step("publish_data", "publish a table as a new data version (DVC push), and tell Airflow",
          lock="publish", output=None),
     # Not a task: a service of the stack (compose's model-server), in an image built like the steps'.

@@ -151,6 +151,29 @@ class ProductionMove(TypedDict, total=False):
     skip_reason: str
 
 
+class MonitorResult(TypedDict, total=False):
+    """monitor_production: what a window of the prediction log showed, and what it set off."""
+
+    step: str
+    model_name: str
+    model_version: str
+    data_version: str | None
+    window_start: str | None
+    window_end: str
+    rows: int
+    labelled_rows: int
+    unmatched_labels: int
+    drift: dict[str, Any] | None
+    drift_line: str
+    class_shares: dict[str, float]
+    live_metrics: dict[str, float]
+    triggers: list[dict[str, str]]  # kind (drift, decay) and reason
+    labelled_uri: str  # with a decay trigger: the labelled rows, as training rows
+    run_id: str
+    message: str
+    skip_reason: str
+
+
 class PredictResult(TypedDict, total=False):
     """predict: what was scored, with which model, and where the predictions are."""
 

@@ -442,6 +442,18 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # the declarati
                                      default="http://model-server:8000/webhooks/mlflow", scope=SERVER,
                                      wired=True)
 
+    # ---- production monitoring (pipeline_steps/monitoring; the monitor_production DAG)
+    monitor_min_rows: int = setting(Integer(1), "a monitor window with fewer predictions than this measures "
+                                    "nothing (they count in the next window)", default=50)
+    monitor_max_drift_share: float = setting(Fraction(), "a window where more than this share of the "
+                                             "columns drifted from the Production model's training data "
+                                             "notifies", default=0.5)
+    monitor_min_live_metric: float | None = setting(Fraction(optional=True), "a window whose live gate "
+                                                    "metric (on labelled rows) is below this notifies and "
+                                                    "publishes those rows; unset: QUALITY_THRESHOLD")
+    monitor_min_labelled_rows: int = setting(Integer(1), "the live metric judges a window only from this "
+                                             "many labelled rows", default=30)
+
     @property
     def s3(self) -> S3Settings:
         """The S3 service's settings, for :class:`pipeline_steps.services.storage.Storage`."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +76,13 @@ def settings(service_env: dict[str, str]) -> Settings:  # pylint: disable=unused
 def store(settings: Settings) -> Storage:
     """Storage bound to the test S3."""
     return Storage(settings.s3)
+
+
+@pytest.fixture
+def penguins(settings: Settings, service_env: dict[str, str]) -> Settings:
+    """Settings for the penguins table: text labels, a text category, gaps."""
+    service_env.update(DATASET_NAME="penguins", TARGET_COLUMN="species")
+    return dataclasses.replace(settings, dataset_name="penguins", target_column="species")
 
 
 @pytest.fixture

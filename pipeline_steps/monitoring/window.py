@@ -47,7 +47,8 @@ class Window:
     start: datetime | None  # exclusive; None: from the first file
     end: datetime  # inclusive
     predictions: pd.DataFrame  # the log's rows (prediction_log.SCHEMA)
-    labelled: pd.DataFrame  # request_id, row, label, received_at, model_version, prediction, probabilities
+    labelled: pd.DataFrame  # request_id, row, label, received_at; model_version, inputs, prediction,
+    #                         probabilities of the row it names
     unmatched_labels: int  # labels received that name no logged row
     files: int  # files read (predictions and labels)
 
@@ -100,13 +101,14 @@ def _with_predictions(store: Storage, bucket: str, model_name: str, labels: pd.D
                       end: datetime) -> tuple[pd.DataFrame, int]:
     """Each label with the prediction it names (read from every log file up to ``end``); and how many
     labels named none."""
-    columns = [*KEY, "label", "received_at", "model_version", "prediction", "probabilities"]
+    columns = [*KEY, "label", "received_at", "model_version", "inputs", "prediction", "probabilities"]
     if labels.empty:
         return pd.DataFrame(columns=columns), 0
     prefix = f"{prediction_log.LOG_PREFIX}/model={model_name}/"
     keys = list(written_between(store, bucket, prefix, None, end))
     logged = read_rows(store, bucket, keys, prediction_log.SCHEMA)
-    wanted = logged.merge(labels[KEY], on=KEY)[[*KEY, "model_version", "prediction", "probabilities"]]
+    wanted = logged.merge(labels[KEY], on=KEY)[[*KEY, "model_version", "inputs", "prediction",
+                                                "probabilities"]]
     joined = labels.merge(wanted.drop_duplicates(KEY, keep="last"), on=KEY, how="left")
     matched = joined["model_version"].notna()
     return joined.loc[matched, columns].reset_index(drop=True), int((~matched).sum())

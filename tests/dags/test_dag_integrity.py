@@ -50,7 +50,8 @@ STEP_IMAGES = {
 
 def test_the_dag_folder_has_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dags) == ["batch_scoring", "ml_training_pipeline", "rollback_production"]
+    assert sorted(dagbag.dags) == ["batch_scoring", "ml_training_pipeline", "monitor_production",
+                                   "rollback_production"]
 
 
 def test_a_broken_dag_file_is_reported_as_an_import_error(tmp_path: Path) -> None:
@@ -200,6 +201,15 @@ def test_batch_scoring_runs_when_a_table_to_score_is_published(dagbag) -> None:
                             f"s3://pipeline-runs/predictions/{RUN_ID_PATH}")
     assert scoring.params["input"] is None
     assert scoring.max_active_runs == 1 and scoring.catchup is False
+
+
+def test_monitoring_runs_every_hour_in_one_step_container_of_the_drift_image(dagbag) -> None:
+    monitor = dagbag.dags["monitor_production"]
+    [task] = monitor.tasks
+    assert isinstance(task, StepOperator) and task.image == "ct-monitor-production:latest"
+    assert task.command == f"--output s3://pipeline-runs/monitoring/{RUN_ID_PATH}"
+    assert monitor.schedule == "@hourly"
+    assert monitor.max_active_runs == 1 and monitor.catchup is False
 
 
 def test_drift_informs_unless_the_run_sets_a_maximum(dag) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_steps.data.builtin import builtin_csv
+from pipeline_steps.modelling.production import serve
+from pipeline_steps.services import tracking
 from pipeline_steps.steps import evaluate
 from pipeline_steps.steps import prepare
 from pipeline_steps.steps import register
@@ -46,3 +50,19 @@ def run_steps(
     if do_register:
         run.registered = register.register(settings, store, evaluated["evaluated_uri"])
     return run
+
+
+def train_version(settings: Settings, store: Storage, prefix: str, seed: int = 42) -> str:
+    """Train and register a version of the penguins model (the ``penguins`` fixture's); its number."""
+    source = f"{prefix}/input/penguins.csv"
+    store.write_bytes(source, builtin_csv("penguins", "species"))
+    anything_registers = dataclasses.replace(settings, seed=seed, quality_threshold=0.0,
+                                             quality_tolerance=1.0)
+    registered = run_steps(anything_registers, store, prefix, input_uri=source).registered
+    assert registered is not None and registered.get("version"), registered
+    return str(registered["version"])
+
+
+def point_production_at(settings: Settings, version: str) -> None:
+    """Move the production alias, as promotion does."""
+    serve(tracking.connect(settings), settings.model_name, version)

@@ -8,7 +8,6 @@ and every answer reaches the prediction log, also when the server is stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
 import io
 import json
@@ -24,10 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from pipeline_steps.data.builtin import builtin_csv
-from pipeline_steps.modelling.production import serve
 from pipeline_steps.serving import feedback, prediction_log, webhook
 from pipeline_steps.services import tracking
 from pipeline_steps.settings import Settings
@@ -35,32 +32,10 @@ from pipeline_steps.services.storage import Storage
 from tests import services
 from tests.serving import LoadLoop, ServerClient, register_broken_version
 from tests.unit.http_stub import Answer, http_stub
-from tests.unit.pipeline_run import run_steps
+from tests.unit.pipeline_run import point_production_at, train_version
 
 KEY = "unit-test-key"
 WEBHOOK_SECRET = "unit-test-webhook-secret"
-
-
-@pytest.fixture
-def penguins(settings: Settings, service_env: dict[str, str]) -> Settings:
-    """Settings for the penguins table: text labels, a text category, gaps."""
-    service_env.update(DATASET_NAME="penguins", TARGET_COLUMN="species")
-    return dataclasses.replace(settings, dataset_name="penguins", target_column="species")
-
-
-def train_version(settings: Settings, store: Storage, prefix: str, seed: int = 42) -> str:
-    """Train and register a version of the penguins model; its number."""
-    source = f"{prefix}/input/penguins.csv"
-    store.write_bytes(source, builtin_csv("penguins", "species"))
-    anything_registers = dataclasses.replace(settings, seed=seed, quality_threshold=0.0,
-                                             quality_tolerance=1.0)
-    registered = run_steps(anything_registers, store, prefix, input_uri=source).registered
-    assert registered is not None and registered.get("version"), registered
-    return str(registered["version"])
-
-
-def point_production_at(settings: Settings, version: str) -> None:
-    serve(tracking.connect(settings), settings.model_name, version)
 
 
 def records(rows: int = 3) -> list[dict]:

@@ -1,0 +1,133 @@
+"""The monitor step on real S3 and MLflow: a window of the prediction log and its labels becomes an
+MLflow run of the model's monitoring experiment, with its triggers and their reasons.
+
+Evidently runs only in the drift image (pandas<3): here its measure is replaced by a
+summary the test chooses, and what the step handed it is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pandas as pd
+import pytest
+
+from pipeline_steps.data import drift, tables
+from pipeline_steps.data.builtin import builtin_csv
+from pipeline_steps.data.versions import dvc_object_uri
+from pipeline_steps.monitoring import window
+from pipeline_steps.serving import feedback
+from pipeline_steps.services import tracking
+from pipeline_steps.services.storage import Storage
+from pipeline_steps.settings import Settings
+from pipeline_steps.steps import monitor_production, predict
+from tests.unit.pipeline_run import point_production_at, train_version
+
+LABELLED = 40
+
+
+@pytest.fixture(autouse=True)
+def _no_settling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window may end now: the test writes nothing while a run lists."""
+    monkeypatch.setattr(window, "SETTLE_SECONDS", -2)
+
+
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Evidently's measure replaced: 3 of 4 columns drifted; the frames it was given, kept."""
+    given = []
+
+    def measure(reference: pd.DataFrame, current: pd.DataFrame, _schema: object) -> tuple:
+        given.append((reference, current))
+        return drift.DriftSummary(4, 3, 0.75, ("bill_length_mm", "bill_depth_mm", "body_mass_g")), b"<html/>"
+
+    monkeypatch.setattr(drift, "measure", measure)
+    return given
+
+
+def serve_and_score(settings: Settings, store: Storage, prefix: str) -> dict:
+    """A Production version trained on a published data version, and a table scored with it (the
+    scoring run's rows go to the prediction log)."""
+    version = train_version(settings, store, prefix)
+    data_version = tracking.get_run(tracking.connect(settings), tracking.connect(settings).get_model_version(
+        settings.model_name, version).run_id).data.tags[tracking.TAG_DATA_VERSION]
+    store.write_bytes(dvc_object_uri(settings, data_version), builtin_csv("penguins", "species"))
+    point_production_at(settings, version)
+    to_score = f"{prefix}/input/to_score.csv"
+    table = pd.read_csv(io.BytesIO(builtin_csv("penguins", "species"))).dropna().head(120)
+    store.write_bytes(to_score, table.drop(columns=["species"]).to_csv(index=False).encode())
+    return predict.predict(settings, store, f"{prefix}/predict", input_uri=to_score)
+
+
+def wrong_labels(settings: Settings, store: Storage, scored: dict, rows: int) -> list[str]:
+    """Labels that say the model was wrong on the first ``rows`` rows; the labels sent."""
+    predicted = tables.read_frame(store, scored["predictions_uri"])["prediction"].head(rows)
+    classes = scored["classes"]
+    labels = [classes[(classes.index(label) + 1) % len(classes)] for label in predicted]
+    request_id = scored["prediction_log"]["request_id"]
+    sent = [{"request_id": request_id, "row": row, "label": label} for row, label in enumerate(labels)]
+    feedback.LabelStore(store, settings.s3_prediction_log_bucket).write(
+        settings.model_name, feedback.labelled(sent, classes, "server"))
+    return labels
+
+
+def test_a_window_of_drifted_inputs_and_wrong_answers_is_recorded_and_sets_off_both_triggers(
+        penguins: Settings, store: Storage, run_prefix: str,
+        measured: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:
+    scored = serve_and_score(penguins, store, run_prefix)
+    labels = wrong_labels(penguins, store, scored, LABELLED)
+
+    result = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor")
+
+    assert (result["rows"], result["labelled_rows"], result["unmatched_labels"]) == (120, LABELLED, 0)
+    assert [trigger["kind"] for trigger in result["triggers"]] == ["drift", "decay"]
+    assert result["live_metrics"]["f1"] == 0.0 and result["live_metrics"]["accuracy"] == 0.0
+    assert sum(result["class_shares"].values()) == pytest.approx(1.0)
+    assert "3 of 4 columns drifted (75%)" in result["message"]
+    assert f"live f1 0.0000 on {LABELLED} labelled rows is below 0.8500" in result["message"]
+    # Evidently was handed the training data without its label, and the records as they were asked.
+    reference, current = measured[0]
+    assert "species" not in reference.columns and len(current) == 120
+    assert set(current.columns) == set(reference.columns)
+    # The window is an MLflow run of the model's monitoring experiment, its report an artifact.
+    client = tracking.connect(penguins)
+    run = client.get_run(result["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == f"{penguins.model_name}-monitoring"
+    assert run.data.metrics["drift_share"] == 0.75 and run.data.metrics["labelled_rows"] == LABELLED
+    assert run.data.tags["model_version"] == scored["model_version"]
+    assert {a.path for a in client.list_artifacts(result["run_id"])} == {"drift_report.html", "window.json"}
+    # The labelled rows, as training rows: the records asked, with their true labels.
+    rows = tables.read_frame(store, result["labelled_uri"])
+    assert list(rows["species"]) == labels and len(rows.columns) == len(current.columns) + 1
+
+
+def test_the_next_run_with_nothing_new_measures_nothing_and_says_so(
+        penguins: Settings, store: Storage, run_prefix: str,
+        measured: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:
+    serve_and_score(penguins, store, run_prefix)
+    first = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor-1")
+    assert first["rows"] == 120 and first["triggers"][0]["kind"] == "drift"
+    second = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor-2")
+    assert second["skip_reason"].startswith(
+        f"nothing new in the prediction log of {penguins.model_name} since "), second
+    assert len(measured) == 1
+
+
+def test_a_window_with_too_few_rows_measures_nothing_and_leaves_them_to_the_next(
+        penguins: Settings, store: Storage, run_prefix: str,
+        measured: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:
+    serve_and_score(penguins, store, run_prefix)
+    demanding = dataclasses.replace(penguins, monitor_min_rows=500)
+    result = monitor_production.monitor_production(demanding, store, f"{run_prefix}/monitor")
+    assert "120 predictions and 0 labelled rows from the first prediction" in result["skip_reason"]
+    assert "fewer than MONITOR_MIN_ROWS (500)" in result["skip_reason"]
+    assert window.watermark(store, penguins.s3_prediction_log_bucket, penguins.model_name) is None
+    assert not measured
+
+
+def test_with_no_production_model_there_is_nothing_to_monitor(
+        penguins: Settings, store: Storage, run_prefix: str) -> None:
+    result = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor")
+    assert result["skip_reason"] == (f"no Production model of {penguins.model_name} yet: "
+                                     "nothing is served to monitor")
