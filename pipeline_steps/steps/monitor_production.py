@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline_steps.cli import make_parser, run_cli
-from pipeline_steps.data import drift, tables
+from pipeline_steps.data import appended, drift, tables
 from pipeline_steps.data.schema import TableSchema
 from pipeline_steps.data.versions import fetched_version
 from pipeline_steps.errors import NotFoundError
@@ -62,9 +62,13 @@ def inputs_frame(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def labelled_training_rows(labelled: pd.DataFrame, target: str) -> pd.DataFrame:
-    """The labelled rows as training rows: the record that was asked, and its true label."""
+    """The labelled rows as training rows: the record that was asked, and its true label; and their
+    keys (pipeline_steps/data/appended.py: no row is appended to the training data twice)."""
     rows = inputs_frame(labelled)
     rows[target] = [json.loads(label) for label in labelled["label"]]
+    request_key, row_key = appended.KEYS
+    rows[request_key] = labelled["request_id"].to_numpy()
+    rows[row_key] = labelled["row"].to_numpy()
     return rows
 
 

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_steps.services import airflow_api
-from pipeline_steps.data import tables
+from pipeline_steps.data import appended, tables
 from pipeline_steps.services import storage
 from pipeline_steps.data import validation
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.data.builtin import BUILTIN, builtin_csv
 from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachableError, UsageError
+from pipeline_steps.data.versions import fetched_version
 from pipeline_steps.settings import Settings
 from pipeline_steps.services.storage import Storage
 
@@ -136,13 +137,47 @@ def publish(settings: Settings, store: Storage, payload: bytes, name: str,
         "remote": settings.s3.dvc_remote_url,
         "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    history = storage.join(
-        f"s3://{settings.s3.data_bucket}", "published", settings.dataset_name, f"{md5}.json"
-    )
-    store.write_json(history, pointer)
+    store.write_json(history_uri(settings, md5), pointer)
     store.write_json(settings.published_pointer_uri, pointer)  # the pointer moves last
     log.info("published %s version %s", settings.dataset_name, md5)
     return {**pointer, **_announce_version(settings, pointer)}
+
+
+def history_uri(settings: Settings, md5: str) -> str:
+    """Where a published version's pointer is kept for good (the pointer itself moves on)."""
+    return storage.join(f"s3://{settings.s3.data_bucket}", "published", settings.dataset_name, f"{md5}.json")
+
+
+def append_rows(settings: Settings, store: Storage, rows_uri: str, minimum: int) -> dict[str, Any]:
+    """Publish the newest version plus the labelled rows at ``rows_uri`` never appended before, when
+    there are at least ``minimum`` of them (pipeline_steps/data/appended.py); what was published.
+
+    The ledger records the rows before the version is published, under its md5: a key counts as
+    appended only once that version's pointer exists, so a failed publish loses no row and a
+    repeated one appends none twice.
+    """
+    if not store.exists(settings.published_pointer_uri):
+        raise NotFoundError(f"no version of {settings.dataset_name} is published to append rows to")
+    pointer = store.read_json(settings.published_pointer_uri)
+    before = appended.ledger(settings, store)
+    published_before = {version for version in set(before["data_version"])
+                        if store.exists(history_uri(settings, version))}
+    done = before[before["data_version"].isin(published_before)]
+    offer = appended.new_rows(tables.read_frame(store, rows_uri), done)
+    if len(offer.rows) < minimum:
+        reason = (f"{len(offer.rows)} of the {offer.offered} labelled rows were not appended before: fewer "
+                  f"than MONITOR_MIN_LABELLED_ROWS ({minimum}); no data version published")
+        log.info("%s", reason)
+        return {"dataset": settings.dataset_name, "skip_reason": reason}
+    with fetched_version(settings, store, pointer["md5"]) as path:
+        current = path.read_bytes()
+    payload = appended.appended_payload(current, pointer["path"], offer.rows, settings.csv_delimiter)
+    appended.record(settings, store, done, offer.keys, tables.md5_hex(payload))
+    published = publish(settings, store, payload, pointer["path"])
+    log.info("appended %d labelled rows to %s version %s: version %s", len(offer.rows),
+             settings.dataset_name, pointer["md5"], published["md5"])
+    return {**published, "appended_rows": len(offer.rows), "offered_rows": offer.offered,
+            "appended_to": pointer["md5"]}
 
 
 def create_buckets(settings: Settings, store: Storage) -> list[str]:
@@ -173,6 +208,8 @@ def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         published = store.read_json(settings.published_pointer_uri)
         log.info("%s already has version %s published", settings.dataset_name, published["md5"])
         return {**published, **NOT_ANNOUNCED, "already_published": True}
+    if args.append_rows:
+        return append_rows(settings, store, args.append_rows, settings.monitor_min_labelled_rows)
     if args.to_score and not args.file:
         raise UsageError("--to-score needs --file: the table to score")
     if args.file:
@@ -211,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--create-buckets", action="store_true", help="first create the stack's buckets if missing"
+    )
+    parser.add_argument(
+        "--append-rows", default="",
+        help="publish the newest version plus these labelled rows (the monitor's labelled_rows.parquet) "
+             "never appended before, when there are MONITOR_MIN_LABELLED_ROWS of them",
     )
     parser.add_argument(
         "--if-unpublished", action="store_true",

@@ -99,7 +99,8 @@ def test_a_window_of_drifted_inputs_and_wrong_answers_is_recorded_and_sets_off_b
     assert {a.path for a in client.list_artifacts(result["run_id"])} == {"drift_report.html", "window.json"}
     # The labelled rows, as training rows: the records asked, with their true labels.
     rows = tables.read_frame(store, result["labelled_uri"])
-    assert list(rows["species"]) == labels and len(rows.columns) == len(current.columns) + 1
+    assert list(rows["species"]) == labels and len(rows.columns) == len(current.columns) + 3
+    assert list(rows["ct.row"]) == list(range(LABELLED))
 
 
 def test_the_next_run_with_nothing_new_measures_nothing_and_says_so(
