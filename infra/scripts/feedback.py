@@ -12,18 +12,16 @@ Standard library only: it runs with any python3 on the host.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # predict.py, beside it
 # pylint: disable=wrong-import-position
-from predict import REPO, ask, connection  # noqa: E402
+from predict import ask, connection, given_file, parser_for  # noqa: E402
 
 COLUMNS = ("request_id", "label", "row")
 
@@ -48,20 +46,17 @@ def labels_of(path: Path) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Send FILE's labels; 0 when the server stored them."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", help="a CSV table (request_id,label[,row]) or a JSON list of labels")
-    parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or str(REPO / ".env"))
-    args = parser.parse_args(argv)
-    path = Path(args.file)
-    if not args.file or not path.is_file():
-        print(f"error: feedback: name a file of labels: make feedback FILE=labels.csv (not {args.file!r})",
-              file=sys.stderr)
-        return 2
+    args = parser_for(__doc__, "a CSV table (request_id,label[,row]) or a JSON list of labels"
+                      ).parse_args(argv)
     try:
+        path = given_file(args.file, "feedback: name a file of labels: make feedback FILE=labels.csv")
         labels = labels_of(path)
         url, key = connection(args.env_file, "feedback")
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: feedback: {exc}" if isinstance(exc, ValueError) else f"error: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"error: feedback: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         stored = ask(url, key, json.dumps(labels).encode(), "application/json", path="/feedback")

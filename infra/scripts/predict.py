@@ -36,6 +36,21 @@ def content_type(path: Path) -> str:
     return "application/json" if path.suffix.lower() == ".json" else "text/csv"
 
 
+def parser_for(doc: str, file_help: str) -> argparse.ArgumentParser:
+    """A client's command line: the file it sends, and the .env file it reads the key from."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("file", help=file_help)
+    parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or str(REPO / ".env"))
+    return parser
+
+
+def given_file(value: str, usage: str) -> Path:
+    """The file named, or a RuntimeError saying how to name one."""
+    if not value or not Path(value).is_file():
+        raise RuntimeError(f"{usage} (not {value!r})")
+    return Path(value)
+
+
 def connection(env_file: str, command: str) -> tuple[str, str]:
     """The server's URL and key, from the environment, else the .env file; a RuntimeError naming
     what is missing."""
@@ -80,18 +95,12 @@ def as_csv(answer: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Send FILE, print or write the answers; 0 when the server answered."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", help="a CSV table with a header row, or a JSON list of records")
+    parser = parser_for(__doc__, "a CSV table with a header row, or a JSON list of records")
     parser.add_argument("--out", default="", help="write the answers here (.json: as the server gave them; "
                         "else CSV) instead of printing them")
-    parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or str(REPO / ".env"))
     args = parser.parse_args(argv)
-    path = Path(args.file)
-    if not args.file or not path.is_file():
-        print(f"error: predict: name a file to send: make predict FILE=rows.csv (not {args.file!r})",
-              file=sys.stderr)
-        return 2
     try:
+        path = given_file(args.file, "predict: name a file to send: make predict FILE=rows.csv")
         url, key = connection(args.env_file, "predict")
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
