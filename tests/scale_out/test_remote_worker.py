@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_steps.pipeline import STEPS
 from tests.scale_out.conftest import CeleryStack, celery_stack_up, make, running_hostnames
 from tests.stack.conftest import REPO, compose
 
@@ -170,9 +171,9 @@ def test_make_save_images_writes_one_archive_that_docker_loads(celery_stack, tmp
     tag = subprocess.run(["docker", "inspect", "-f", "{{.Config.Image}}", worker],
                          capture_output=True, text=True, check=True).stdout.strip().split(":")[1]
     tags = {repo_tag for image in manifest for repo_tag in image["RepoTags"]}
-    assert tags == {f"ct-{name}:{tag}" for name in (
-        "airflow", "docker-proxy", "check-data", "prepare", "check-drift", "tune", "train", "evaluate",
-        "register", "promote", "rollback", "predict", "publish-data")}
+    tasks = [step.image for step in STEPS if step.lock and not step.service]
+    assert tags == {f"ct-{name}:{tag}" for name in ("airflow", "docker-proxy", *tasks)}
+    assert "monitor-production" in tasks and "model-server" not in tasks
     loaded = subprocess.run(["docker", "load", "-i", str(archive)],
                             capture_output=True, text=True, check=True).stdout.splitlines()
     assert sorted(line.removeprefix("Loaded image: ") for line in loaded) == sorted(tags)
