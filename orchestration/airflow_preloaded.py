@@ -24,6 +24,7 @@ import importlib
 import sys
 
 PRELOADED = (
+    "airflow.configuration",
     "airflow.providers.docker.exceptions",
     "airflow.providers.docker.hooks.docker",
     "airflow.providers.docker.operators.docker",

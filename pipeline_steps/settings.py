@@ -408,6 +408,11 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # the declarati
                                      "when a task fails or the gate stops a run; a receiver on the Docker "
                                      "host is http://host.docker.internal:<port>/...", default="",
                                      scope=STACK)
+    ct_run_deadline_minutes: int = setting(Integer(1), "a training run not finished this long after it was "
+                                           "queued notifies, with its link, while it still runs (Airflow's "
+                                           "Deadline Alert)", default=120, scope=STACK)
+    ct_monitor_deadline_minutes: int = setting(Integer(1), "...and a monitor run not finished this long after "
+                                               "it was queued", default=30, scope=STACK)
     ct_step_extra_hosts: str = setting(Text(), "name:address,... for every step container (make worker sets "
                                        "s3 and mlflow)", default="", scope=STACK)
     ct_image_prefix: str = setting(Text(), "the step images' name prefix (a registry's path, for workers on "

@@ -30,7 +30,8 @@ with DAG(
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("@daily", timezone="UTC"), assets=[DATA_ASSET]
     ),
-    **dag_defaults.dag_arguments(),
+    **dag_defaults.dag_arguments(deadline=notify.run_deadline(
+        stack_config.SETTINGS.ct_run_deadline_minutes, "CT_RUN_DEADLINE_MINUTES")),
     params={
         **run_params.from_settings(),
         "force": Param(False, type="boolean",

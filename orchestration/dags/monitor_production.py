@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from ct_tasks import dag_defaults, step_tasks
+from ct_tasks import dag_defaults, notify, stack_config, step_tasks
 from pipeline_steps.pipeline import MONITOR_DAG
 
 with DAG(
     dag_id=MONITOR_DAG,
     description="Monitor the Production model on the prediction log: drift, classes, live metric",
     schedule="@hourly",
-    **dag_defaults.dag_arguments(),
+    **dag_defaults.dag_arguments(deadline=notify.run_deadline(
+        stack_config.SETTINGS.ct_monitor_deadline_minutes, "CT_MONITOR_DEADLINE_MINUTES")),
     doc_md=__doc__,
 ) as dag:
     step_tasks.wire(MONITOR_DAG, step_tasks.for_dag(MONITOR_DAG))

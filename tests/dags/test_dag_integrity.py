@@ -13,6 +13,7 @@ import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.providers.http.notifications.http import HttpNotifier
+from airflow.sdk.definitions.deadline import DeadlineReference
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import AssetOrTimeSchedule, BaseSensorOperator
@@ -248,3 +249,24 @@ def test_an_extra_host_without_an_address_is_refused_by_name() -> None:
 def test_runs_at_once_are_a_setting_for_a_scale_out_stack(monkeypatch) -> None:
     with_settings(monkeypatch, ct_max_active_runs=3)
     assert dag_defaults.dag_arguments()["max_active_runs"] == 3
+
+
+@pytest.mark.parametrize(("dag_id", "minutes", "setting"), [
+    ("ml_training_pipeline", 120, "CT_RUN_DEADLINE_MINUTES"),
+    ("monitor_production", 30, "CT_MONITOR_DEADLINE_MINUTES"),
+])
+def test_a_run_not_finished_by_its_deadline_notifies_with_its_link_while_it_still_runs(
+        dagbag, dag_id: str, minutes: int, setting: str) -> None:
+    alert = dagbag.dags[dag_id].deadline
+    alert = alert[0] if isinstance(alert, list) else alert
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == timedelta(minutes=minutes)
+    # The triggerer makes the notifier with the run as its context and renders it, as here.
+    run = {"dag_id": dag_id, "dag_run_id": "manual__2026-01-01T00:00:00+00:00", "state": "running"}
+    notifier = HttpNotifier(**alert.callback.kwargs, context={"dag_run": run, "deadline": {}})
+    notifier.render_template_fields(notifier.context)
+    assert notifier.http_conn_id == "ct_notify" and notifier.json["outcome"] == "late"
+    assert notifier.json["text"] == (
+        f"{dag_id} run manual__2026-01-01T00:00:00+00:00: not finished {minutes} min after it was "
+        f"queued ({setting}); it is running (http://localhost:8080/dags/{dag_id}/runs/"
+        "manual__2026-01-01T00%3A00%3A00%2B00%3A00)")

@@ -1,4 +1,5 @@
-"""What every DAG of the stack shares: no backfill, one run at a time (a setting), notified failures."""
+"""What every DAG of the stack shares: no backfill, one run at a time (a setting), notified failures
+(and, for the DAGs that have one, a notified deadline)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import Any
 from ct_tasks import notify, stack_config
 
 
-def dag_arguments() -> dict[str, Any]:
-    """Keyword arguments every DAG of the stack passes to DAG()."""
+def dag_arguments(deadline: Any = None) -> dict[str, Any]:
+    """Keyword arguments every DAG of the stack passes to DAG(); ``deadline``: its Deadline Alert
+    (notify.run_deadline), if it has one."""
     return {
         "start_date": datetime(2026, 1, 1),
         "catchup": False,
         "max_active_runs": stack_config.SETTINGS.ct_max_active_runs,
         "tags": ["ct", "xgboost"],
         "default_args": {"on_failure_callback": notify.on_task_failure()},
+        **({"deadline": deadline} if deadline is not None else {}),
     }

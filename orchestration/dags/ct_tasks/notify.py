@@ -10,9 +10,12 @@ the other fields are for machines. With no webhook set, nothing is attached.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.providers.http.notifications.http import HttpNotifier
+from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
 
 from ct_tasks import stack_config
 from pipeline_steps.pipeline import GATE_TASK, KEEP_TASK, REASON_KEY
@@ -62,3 +65,26 @@ def on_promotion_kept() -> list[Any]:
     """Callbacks for a version a person rejected (or nobody approved in time): Production unchanged."""
     return _notifiers("rejected", "not promoted, Production unchanged",
                       f"{{{{ ti.xcom_pull(task_ids='{KEEP_TASK}', key='{REASON_KEY}') }}}}")
+
+
+def run_deadline(minutes: int, setting: str) -> DeadlineAlert | None:
+    """Airflow's Deadline Alert for a run not finished ``minutes`` after it was queued: the notifier
+    is told, with the run's page, while the run still goes (none without a webhook).
+
+    It runs in the triggerer, with the run (``dag_run``) as its context: no task has failed yet.
+    """
+    if not stack_config.SETTINGS.ct_notify_webhook:
+        return None
+    run = "{{ dag_run.dag_id }} run {{ dag_run.dag_run_id }}"
+    page = (f"{conf.get('api', 'base_url', fallback='http://localhost:8080').rstrip('/')}"
+            "/dags/{{ dag_run.dag_id }}/runs/{{ dag_run.dag_run_id | urlencode }}")
+    reason = f"not finished {minutes} min after it was queued ({setting}); it is {{{{ dag_run.state }}}}"
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=AsyncCallback(HttpNotifier, kwargs={
+            "http_conn_id": stack_config.NOTIFY_CONN_ID,
+            "json": {"text": f"{run}: {reason} ({page})", "dag_id": "{{ dag_run.dag_id }}",
+                     "run_id": "{{ dag_run.dag_run_id }}", "outcome": "late", "reason": reason, "url": page},
+        }),
+    )
