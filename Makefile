@@ -124,6 +124,10 @@ reject: ## Reject the model version waiting for promotion: Production stays as i
 rollback: ## Serve the model version approved before the current Production one again
 	@python3 infra/scripts/airflow_client.py --rollback
 
+.PHONY: monitor
+monitor: ## Trigger monitor_production now, follow it, end with one line: what the window showed and set off
+	@python3 infra/scripts/airflow_client.py --monitor
+
 .PHONY: score
 score: ## Score FILE (CSV or Parquet) with the Production model: publishes it, follows batch_scoring to its one-line end
 	@since="$$(date -u +%Y-%m-%dT%H:%M:%S)"; infra/scripts/publish.sh --to-score "$(FILE)" \

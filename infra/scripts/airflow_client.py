@@ -40,6 +40,7 @@ from pipeline_steps.settings import AirflowApiSettings, read_env_file
 DAG_ID = pipeline.TRAINING_DAG
 ROLLBACK_DAG_ID = pipeline.ROLLBACK_DAG
 SCORING_DAG_ID = pipeline.SCORING_DAG
+MONITOR_DAG_ID = pipeline.MONITOR_DAG
 REGISTER_TASK, PROMOTE_TASK = pipeline.step("register").name, pipeline.step("promote").name
 FINISHED = {"success", "failed"}
 AWAITING = "awaiting_input"  # a human-in-the-loop task waiting for a person's answer
@@ -318,7 +319,7 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
 
 
 def main() -> int:
-    """make run / follow / approve / reject / rollback: act, follow the run, end with the outcome.
+    """make run / follow / approve / reject / rollback / monitor: act, follow the run, end with the outcome.
 
     Exits non-zero unless the run succeeded or waits for a person.
     """
@@ -331,6 +332,8 @@ def main() -> int:
                         help="answer the pending promotion request (make approve / make reject)")
     action.add_argument("--rollback", action="store_true",
                         help=f"trigger {ROLLBACK_DAG_ID} (make rollback)")
+    action.add_argument("--monitor", action="store_true",
+                        help=f"trigger {MONITOR_DAG_ID} (make monitor)")
     action.add_argument("--follow-scoring-since", metavar="ISO_TIME",
                         help=f"follow the first {SCORING_DAG_ID} run queued since then (make score)")
     parser.add_argument("--env-file", default=os.environ.get("ENV_FILE") or
@@ -341,7 +344,7 @@ def main() -> int:
         env = read_env_file(Path(args.env_file))
         url = f"http://localhost:{os.environ.get('AIRFLOW_PORT', env.get('AIRFLOW_PORT', '8080'))}"
         client = AirflowClient(url, "admin", env["AIRFLOW_ADMIN_PASSWORD"])
-        dag_id = (ROLLBACK_DAG_ID if args.rollback
+        dag_id = (ROLLBACK_DAG_ID if args.rollback else MONITOR_DAG_ID if args.monitor
                   else SCORING_DAG_ID if args.follow_scoring_since else DAG_ID)
         client.wait_for_dag(dag_id)
         if args.answer:
