@@ -40,6 +40,7 @@ from pipeline_steps.services.storage import Storage
 from pipeline_steps.settings import Settings
 
 EXPERIMENT = "{model}-monitoring"
+TIMELINE_TAG = "ct.monitor.timeline"  # the experiment's one run that holds every window's figures
 REPORT_FILE = "drift_report.html"
 LABELLED_FILE = "labelled_rows.parquet"
 log = logging.getLogger(__name__)
@@ -180,12 +181,31 @@ def _record(client: Any, settings: Settings, result: MonitorResult, found: windo
         metrics["drift_share"] = result["drift"]["share"]
     for key, value in metrics.items():
         client.log_metric(run.info.run_id, key, float(value))
+    _add_to_timeline(client, experiment_id, metrics, found.end)
     files = {"window.json": json.dumps(result, indent=1, default=str).encode()}
     if report:
         files[REPORT_FILE] = report
     tracking.log_files(client, run.info.run_id, files)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _add_to_timeline(client: Any, experiment_id: str, metrics: dict[str, float], end: Any) -> None:
+    """Add the window's figures to the timeline run, at the window's end: its page in MLflow charts
+    drift share, live metrics, class shares and rows over the windows (step: the window's number)."""
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{TIMELINE_TAG}` = 'true'",
+                               max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        step = int(found[0].data.metrics.get("windows", 0))
+    else:
+        run_id = client.create_run(experiment_id, run_name="timeline: every window",
+                                   tags={TIMELINE_TAG: "true"}).info.run_id
+        step = 0
+    at = int(end.timestamp() * 1000)
+    for key, value in {**metrics, "windows": step + 1}.items():
+        client.log_metric(run_id, key, float(value), timestamp=at, step=step)
+    client.set_terminated(run_id)
 
 
 def _outcome(settings: Settings, result: MonitorResult, found: window.Window) -> str:

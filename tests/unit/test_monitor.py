@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import time
+from datetime import datetime
 
 import pandas as pd
 import pytest
@@ -29,8 +31,16 @@ LABELLED = 40
 
 @pytest.fixture(autouse=True)
 def _no_settling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A window may end now: the test writes nothing while a run lists."""
-    monkeypatch.setattr(window, "SETTLE_SECONDS", -2)
+    """A window may end as its run lists: :func:`monitor` keeps writes out of that second."""
+    monkeypatch.setattr(window, "SETTLE_SECONDS", 0)
+
+
+def monitor(settings: Settings, store: Storage, output: str) -> dict:
+    """A monitor run, a second (S3's clock) after the last write and before the next."""
+    time.sleep(1.1)
+    result = monitor_production.monitor_production(settings, store, output)
+    time.sleep(1.1)
+    return dict(result)
 
 
 @pytest.fixture
@@ -78,7 +88,7 @@ def test_a_window_of_drifted_inputs_and_wrong_answers_is_recorded_and_sets_off_b
     scored = serve_and_score(penguins, store, run_prefix)
     labels = wrong_labels(penguins, store, scored, LABELLED)
 
-    result = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor")
+    result = monitor(penguins, store, f"{run_prefix}/monitor")
 
     assert (result["rows"], result["labelled_rows"], result["unmatched_labels"]) == (120, LABELLED, 0)
     assert [trigger["kind"] for trigger in result["triggers"]] == ["drift", "decay"]
@@ -107,12 +117,32 @@ def test_the_next_run_with_nothing_new_measures_nothing_and_says_so(
         penguins: Settings, store: Storage, run_prefix: str,
         measured: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:
     serve_and_score(penguins, store, run_prefix)
-    first = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor-1")
+    first = monitor(penguins, store, f"{run_prefix}/monitor-1")
     assert first["rows"] == 120 and first["triggers"][0]["kind"] == "drift"
-    second = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor-2")
+    second = monitor(penguins, store, f"{run_prefix}/monitor-2")
     assert second["skip_reason"].startswith(
         f"nothing new in the prediction log of {penguins.model_name} since "), second
     assert len(measured) == 1
+
+
+def test_every_window_adds_its_figures_to_one_timeline_run_that_mlflow_charts(
+        penguins: Settings, store: Storage, run_prefix: str,
+        measured: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:
+    serve_and_score(penguins, store, f"{run_prefix}/a")
+    first = monitor(penguins, store, f"{run_prefix}/monitor-1")
+    predict.predict(penguins, store, f"{run_prefix}/predict-2",
+                    input_uri=f"{run_prefix}/a/input/to_score.csv")
+    second = monitor(penguins, store, f"{run_prefix}/monitor-2")
+    assert second["rows"] == 120
+    client = tracking.connect(penguins)
+    experiment = client.get_run(first["run_id"]).info.experiment_id
+    [timeline] = client.search_runs([experiment], filter_string="tags.`ct.monitor.timeline` = 'true'")
+    history = client.get_metric_history(timeline.info.run_id, "rows")
+    assert [(point.step, point.value) for point in history] == [(0, 120.0), (1, 120.0)]
+    assert [point.value for point in client.get_metric_history(timeline.info.run_id, "drift_share")] == [
+        0.75, 0.75]
+    assert history[1].timestamp == int(datetime.fromisoformat(second["window_end"]).timestamp() * 1000)
+    assert len(measured) == 2
 
 
 def test_a_window_with_too_few_rows_measures_nothing_and_leaves_them_to_the_next(
@@ -120,7 +150,7 @@ def test_a_window_with_too_few_rows_measures_nothing_and_leaves_them_to_the_next
         measured: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:
     serve_and_score(penguins, store, run_prefix)
     demanding = dataclasses.replace(penguins, monitor_min_rows=500)
-    result = monitor_production.monitor_production(demanding, store, f"{run_prefix}/monitor")
+    result = monitor(demanding, store, f"{run_prefix}/monitor")
     assert "120 predictions and 0 labelled rows from the first prediction" in result["skip_reason"]
     assert "fewer than MONITOR_MIN_ROWS (500)" in result["skip_reason"]
     assert window.watermark(store, penguins.s3_prediction_log_bucket, penguins.model_name) is None
@@ -129,6 +159,6 @@ def test_a_window_with_too_few_rows_measures_nothing_and_leaves_them_to_the_next
 
 def test_with_no_production_model_there_is_nothing_to_monitor(
         penguins: Settings, store: Storage, run_prefix: str) -> None:
-    result = monitor_production.monitor_production(penguins, store, f"{run_prefix}/monitor")
+    result = monitor(penguins, store, f"{run_prefix}/monitor")
     assert result["skip_reason"] == (f"no Production model of {penguins.model_name} yet: "
                                      "nothing is served to monitor")
