@@ -93,6 +93,8 @@ class Step:  # pylint: disable=too-many-instance-attributes  # one flat record o
     outputs: tuple[Output, ...] = ()  # its stage's outputs (default: its whole output folder)
     local_args: tuple[str, ...] = ()  # its stage's own arguments (${...}: a params.yaml key)
     service: bool = False  # a service of the stack (compose), not a task: no worker runs its image
+    s3_identity: str = "PIPELINE"  # its task signs with the secrets S3_<this>_ACCESS_KEY and _SECRET_KEY
+    announces: bool = False  # its task's success is an event on the data Asset (starts the training DAG)
 
     @property
     def module(self) -> str:
@@ -165,8 +167,13 @@ STEPS: tuple[Step, ...] = (
     Step("monitor_production", "read the prediction log and its labels since the last run: drift, classes, "
          "live metric, triggers (Evidently)", lock="drift", dag=MONITOR_DAG, output="monitoring/{run}",
          skipped="skipped"),
-    Step("publish_data", "publish a table as a new data version (DVC push), and tell Airflow",
-         lock="publish", output=None),
+    # make publish and make score run it too (infra/scripts/publish.sh); in the monitor's DAG it publishes
+    # the labelled rows of a window that set off the decay trigger, with the keys that write the data.
+    Step("publish_data", "publish a table as a new data version (DVC push), and tell Airflow; after a "
+         "monitor run: its labelled rows, when they set off a retraining", lock="publish", output=None,
+         dag=MONITOR_DAG, waits_for=("monitor_production",), skipped="no new data version",
+         inputs=(Input("--append-labelled", step="monitor_production"),), s3_identity="PUBLISHER",
+         announces=True),
     # Not a task: a service of the stack (compose's model-server), in an image built like the steps'.
     Step("model_server", "answer prediction requests with the Production model, following its alias",
          lock="serve", output=None, service=True),

@@ -413,6 +413,13 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # the declarati
                                            "Deadline Alert)", default=120, scope=STACK)
     ct_monitor_deadline_minutes: int = setting(Integer(1), "...and a monitor run not finished this long after "
                                                "it was queued", default=30, scope=STACK)
+    ct_approval_remind_minutes: int = setting(Integer(1), "a training run still going this long before "
+                                              "CT_APPROVAL_TIMEOUT_HOURS after it was queued (its promotion "
+                                              "waits for a person) notifies, with its link", default=60,
+                                              scope=STACK)
+    ct_monitor_schedule: str = setting(Text(), "when monitor_production runs by itself (a cron expression or "
+                                       "preset); none: only on demand (make monitor)", default="@hourly",
+                                       scope=STACK)
     ct_step_extra_hosts: str = setting(Text(), "name:address,... for every step container (make worker sets "
                                        "s3 and mlflow)", default="", scope=STACK)
     ct_image_prefix: str = setting(Text(), "the step images' name prefix (a registry's path, for workers on "

@@ -229,13 +229,22 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
         return f"run ended {self.run(run_id, dag_id)['state']}"
 
     def _step_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str) -> str | None:
-        """A one-step DAG (rollback, scoring): the step's own message, or why it was skipped."""
-        [step] = pipeline.of_dag(dag_id)
-        if states.get(step.name) == "skipped":
-            return f"{step.skipped}: {self.xcom(run_id, step.name, REASON_KEY, dag_id)}"
-        if states.get(step.name) == "success":
-            return str((self.xcom(run_id, step.name, dag_id=dag_id) or {}).get("message", "done"))
-        return None
+        """A DAG of steps alone (rollback, scoring, monitoring): the first step's message, or why it was
+        skipped; then what each later step did (its message), when it did something."""
+        first, *later = pipeline.of_dag(dag_id)
+        if states.get(first.name) == "skipped":
+            return f"{first.skipped}: {self.xcom(run_id, first.name, REASON_KEY, dag_id)}"
+        if states.get(first.name) != "success" or any(states.get(step.name) == "failed" for step in later):
+            return None
+        said = [str((self.xcom(run_id, first.name, dag_id=dag_id) or {}).get("message", "done"))]
+        for step in later:
+            if states.get(step.name) == "success":
+                said.append(str((self.xcom(run_id, step.name, dag_id=dag_id) or {}).get("message",
+                                                                                       f"{step.name} done")))
+            elif states.get(step.name) == "skipped" and (reason := self.xcom(run_id, step.name, REASON_KEY,
+                                                                              dag_id)):
+                said.append(f"{step.skipped}: {reason}")  # it ran and found nothing to do
+        return "; ".join(said)
 
     def _training_outcome(self, run_id: str, states: dict[str, str | None]) -> str | None:
         """Registered (and what became of it), stopped at the gate, or skipped; None otherwise."""

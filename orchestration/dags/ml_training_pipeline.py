@@ -13,15 +13,15 @@ says why); every byte of data goes through S3 under a run-scoped prefix.
 from __future__ import annotations
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from ct_tasks import dag_defaults, gate_branch, notify, promotion, run_params, stack_config, step_tasks
 from pipeline_steps import pipeline
 from pipeline_steps.pipeline import APPROVAL_TASK, GATE_TASK, KEEP_TASK, STOP_TASK, TRAINING_DAG
 
 SETTINGS = stack_config.SETTINGS
-# Published by the publish_data step, which also posts an event on it: that starts a run.
-DATA_ASSET = Asset(name=f"{SETTINGS.dataset_name}_data", uri=SETTINGS.published_pointer_uri)
+# Published by the publish_data step (make publish, or the monitor's DAG), with an event on it: that starts a run.
+DATA_ASSET = stack_config.DATA_ASSET
 STEPS_DOC = "\n".join(f"- `{step.name}`: {step.doc}" for step in pipeline.of_dag(TRAINING_DAG))
 
 with DAG(
@@ -30,8 +30,9 @@ with DAG(
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("@daily", timezone="UTC"), assets=[DATA_ASSET]
     ),
-    **dag_defaults.dag_arguments(deadline=notify.run_deadline(
-        stack_config.SETTINGS.ct_run_deadline_minutes, "CT_RUN_DEADLINE_MINUTES")),
+    **dag_defaults.dag_arguments(
+        notify.run_deadline(SETTINGS.ct_run_deadline_minutes, "CT_RUN_DEADLINE_MINUTES"),
+        notify.approval_reminder()),
     params={
         **run_params.from_settings(),
         "force": Param(False, type="boolean",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from pipeline_steps.data import tables
 from pipeline_steps.services import storage
@@ -55,3 +55,31 @@ def table_file(settings: Settings, store: Storage, *, md5: str | None = None,
     else:
         with store.local_file(str(uri)) as path:
             yield path, tables.file_md5(path)
+
+
+# A published version's pointer lists here the monitor windows whose labelled rows it holds.
+FEEDBACK_FIELD = "feedback"
+# A tag value stays short whatever the history: the newest windows, and how many earlier ones.
+FEEDBACK_TAG_WINDOWS = 5
+
+
+def history_uri(settings: Settings, md5: str) -> str:
+    """Where a published version's pointer is kept for good (the dataset's pointer itself moves on)."""
+    return storage.join(f"s3://{settings.s3.data_bucket}", "published", settings.dataset_name, f"{md5}.json")
+
+
+def feedback_windows(settings: Settings, store: Storage, md5: str) -> list[dict[str, Any]]:
+    """The monitor windows whose labelled production rows the published version ``md5`` holds, oldest
+    first: none for a version published by hand, or one published before versions kept a history."""
+    try:
+        return list(store.read_json(history_uri(settings, md5)).get(FEEDBACK_FIELD) or [])
+    except NotFoundError:
+        return []
+
+
+def feedback_line(windows: list[dict[str, Any]]) -> str:
+    """The windows as one short line, a model version's provenance tag (the newest few, and a count)."""
+    shown = [f"monitor run {window['monitor_run']} ({window['rows']} rows, {window['start'] or 'first'} "
+             f"to {window['end']})" for window in windows[-FEEDBACK_TAG_WINDOWS:]]
+    earlier = len(windows) - len(shown)
+    return "; ".join(shown) + (f"; and {earlier} earlier windows" if earlier else "")

@@ -25,6 +25,8 @@ TAG_DATA_VERSION = "data_version"
 TAG_SEED = "seed"
 TAG_GIT_COMMIT = "git_commit"
 TAG_DATASET = "dataset"
+# The monitor windows whose labelled rows the data version holds (pipeline_steps/data/versions.py).
+TAG_FEEDBACK = "feedback_windows"
 IMAGE_TAG_PREFIX = "image."
 # What train logs to a run and register versions: the pickle and the xgboost-flavour model.
 MODEL_FILE = "model.pkl"

@@ -21,6 +21,7 @@ from pipeline_steps.data import tables
 from pipeline_steps.data import split
 from pipeline_steps.services import storage
 from pipeline_steps.data import validation
+from pipeline_steps.data import versions
 from pipeline_steps.data.versions import table_file
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.results import PrepareResult
@@ -65,6 +66,8 @@ def prepare(
         "rows_raw": account.raw,
         "rows_train": int(len(sides.train)),
         "rows_test": int(len(sides.test)),
+        # A version made of production rows names the monitor windows they came from (provenance).
+        "feedback": versions.feedback_windows(settings, store, data_version) if data_version else [],
     }
     _write(store, manifest, sides)
     del sides

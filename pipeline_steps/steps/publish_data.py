@@ -28,11 +28,11 @@ from typing import Any
 
 from pipeline_steps.services import airflow_api
 from pipeline_steps.data import appended, tables
-from pipeline_steps.services import storage
 from pipeline_steps.data import validation
 from pipeline_steps.cli import make_parser, run_cli
 from pipeline_steps.data.builtin import BUILTIN, builtin_csv
 from pipeline_steps.errors import NotFoundError, PipelineError, ServiceUnreachableError, UsageError
+from pipeline_steps.data import versions
 from pipeline_steps.data.versions import fetched_version
 from pipeline_steps.settings import Settings
 from pipeline_steps.services.storage import Storage
@@ -105,14 +105,16 @@ def _announce_version(settings: Settings, pointer: dict[str, Any]) -> dict[str, 
     return {"announced": True, "asset_event_id": event.get("id")}
 
 
-def publish(settings: Settings, store: Storage, payload: bytes, name: str,
-            to_score: bool = False) -> dict[str, Any]:
+def publish(settings: Settings, store: Storage, payload: bytes, name: str,  # pylint: disable=too-many-arguments
+            to_score: bool = False, feedback: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Validate, push and point to ``payload`` as the newest version of the dataset; announce it.
 
     ``to_score``: a table for batch scoring, published as ``<dataset>_to_score`` (its
     own pointer and Asset, which starts batch_scoring). It needs no labels, so it is
     only checked to be a readable, non-empty table here; predict checks its columns
     against the Production model's.
+    ``feedback``: the monitor windows whose labelled rows the version holds, kept in its pointer
+    (a model trained on it names them in its provenance: :func:`versions.feedback_windows`).
     """
     frame = tables.load_table(payload, name, settings.csv_delimiter)
     accounting = None
@@ -134,34 +136,46 @@ def publish(settings: Settings, store: Storage, payload: bytes, name: str,
         "bytes": len(payload),
         "rows": int(len(frame)),
         **({"accounting": accounting} if accounting else {}),
+        **({versions.FEEDBACK_FIELD: feedback} if feedback else {}),
         "remote": settings.s3.dvc_remote_url,
         "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    store.write_json(history_uri(settings, md5), pointer)
+    store.write_json(versions.history_uri(settings, md5), pointer)
     store.write_json(settings.published_pointer_uri, pointer)  # the pointer moves last
     log.info("published %s version %s", settings.dataset_name, md5)
     return {**pointer, **_announce_version(settings, pointer)}
 
 
-def history_uri(settings: Settings, md5: str) -> str:
-    """Where a published version's pointer is kept for good (the pointer itself moves on)."""
-    return storage.join(f"s3://{settings.s3.data_bucket}", "published", settings.dataset_name, f"{md5}.json")
+def append_labelled(settings: Settings, store: Storage, monitored_uri: str) -> dict[str, Any]:
+    """After a monitor run (its output location): publish the labelled rows of its window when they
+    set off the decay trigger, as :func:`append_rows` does; else a skip saying why."""
+    monitored = store.read_result(monitored_uri)
+    if not monitored.get("labelled_uri"):
+        reason = "no decay trigger, so no labelled rows to publish"
+        log.info("%s", reason)
+        return {"dataset": settings.dataset_name, "skip_reason": reason}
+    window = {"monitor_run": monitored["run_id"], "model_version": monitored["model_version"],
+              "start": monitored["window_start"], "end": monitored["window_end"]}
+    return append_rows(settings, store, monitored["labelled_uri"], settings.monitor_min_labelled_rows,
+                       window=window)
 
 
-def append_rows(settings: Settings, store: Storage, rows_uri: str, minimum: int) -> dict[str, Any]:
+def append_rows(settings: Settings, store: Storage, rows_uri: str, minimum: int,
+                window: dict[str, Any] | None = None) -> dict[str, Any]:
     """Publish the newest version plus the labelled rows at ``rows_uri`` never appended before, when
     there are at least ``minimum`` of them (pipeline_steps/data/appended.py); what was published.
 
     The ledger records the rows before the version is published, under its md5: a key counts as
     appended only once that version's pointer exists, so a failed publish loses no row and a
-    repeated one appends none twice.
+    repeated one appends none twice. ``window`` (the monitor run and window the rows come from)
+    joins the feedback windows of the version they are appended to, in the new version's pointer.
     """
     if not store.exists(settings.published_pointer_uri):
         raise NotFoundError(f"no version of {settings.dataset_name} is published to append rows to")
     pointer = store.read_json(settings.published_pointer_uri)
     before = appended.ledger(settings, store)
     published_before = {version for version in set(before["data_version"])
-                        if store.exists(history_uri(settings, version))}
+                        if store.exists(versions.history_uri(settings, version))}
     done = before[before["data_version"].isin(published_before)]
     offer = appended.new_rows(tables.read_frame(store, rows_uri), done)
     if len(offer.rows) < minimum:
@@ -173,11 +187,15 @@ def append_rows(settings: Settings, store: Storage, rows_uri: str, minimum: int)
         current = path.read_bytes()
     payload = appended.appended_payload(current, pointer["path"], offer.rows, settings.csv_delimiter)
     appended.record(settings, store, done, offer.keys, tables.md5_hex(payload))
-    published = publish(settings, store, payload, pointer["path"])
-    log.info("appended %d labelled rows to %s version %s: version %s", len(offer.rows),
-             settings.dataset_name, pointer["md5"], published["md5"])
+    feedback = [*pointer.get(versions.FEEDBACK_FIELD, []), {**window, "rows": len(offer.rows)}] if window \
+        else pointer.get(versions.FEEDBACK_FIELD)
+    published = publish(settings, store, payload, pointer["path"], feedback=feedback)
+    message = (f"published {settings.dataset_name} version {published['md5'][:12]}: version "
+               f"{pointer['md5'][:12]} plus {len(offer.rows)} labelled production rows; its event starts "
+               "a training run")
+    log.info("%s", message)
     return {**published, "appended_rows": len(offer.rows), "offered_rows": offer.offered,
-            "appended_to": pointer["md5"]}
+            "appended_to": pointer["md5"], "message": message}
 
 
 def create_buckets(settings: Settings, store: Storage) -> list[str]:
@@ -208,8 +226,8 @@ def _handle(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         published = store.read_json(settings.published_pointer_uri)
         log.info("%s already has version %s published", settings.dataset_name, published["md5"])
         return {**published, **NOT_ANNOUNCED, "already_published": True}
-    if args.append_rows:
-        return append_rows(settings, store, args.append_rows, settings.monitor_min_labelled_rows)
+    if args.append_labelled:
+        return append_labelled(settings, store, args.append_labelled)
     if args.to_score and not args.file:
         raise UsageError("--to-score needs --file: the table to score")
     if args.file:
@@ -250,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         "--create-buckets", action="store_true", help="first create the stack's buckets if missing"
     )
     parser.add_argument(
-        "--append-rows", default="",
-        help="publish the newest version plus these labelled rows (the monitor's labelled_rows.parquet) "
-             "never appended before, when there are MONITOR_MIN_LABELLED_ROWS of them",
+        "--append-labelled", default="", metavar="MONITOR_OUTPUT",
+        help="after a monitor run (its output location): publish the newest version plus the labelled "
+             "rows of its window never appended before, when they set off its decay trigger and "
+             "there are MONITOR_MIN_LABELLED_ROWS of them",
     )
     parser.add_argument(
         "--if-unpublished", action="store_true",

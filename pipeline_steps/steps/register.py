@@ -33,6 +33,7 @@ _COPIED_TAGS = (
     tracking.TAG_DATA_VERSION,
     tracking.TAG_SEED,
     tracking.TAG_DATASET,
+    tracking.TAG_FEEDBACK,
 )
 
 

@@ -24,6 +24,7 @@ from pipeline_steps.data import tables
 from pipeline_steps.services import provenance
 from pipeline_steps.data import rows
 from pipeline_steps.data import split
+from pipeline_steps.data import versions
 from pipeline_steps.services import storage
 from pipeline_steps.services import tracking
 from pipeline_steps.modelling.model import LabelledModel, fit
@@ -53,6 +54,8 @@ def _log_run(  # pylint: disable=too-many-arguments,too-many-positional-argument
         tracking.TAG_DATA_VERSION: manifest["data_version"],
         tracking.TAG_SEED: str(settings.seed),
         tracking.TAG_DATASET: manifest["dataset"],
+        **({tracking.TAG_FEEDBACK: versions.feedback_line(manifest["feedback"])}
+           if manifest.get("feedback") else {}),
         "prepared_uri": manifest["prepared_uri"],
         split.SCHEME_TAG: manifest["split"],
         **rows.tags(manifest["rows"], manifest["rows_train"], manifest["rows_test"]),

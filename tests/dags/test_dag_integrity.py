@@ -17,11 +17,13 @@ from airflow.sdk.definitions.deadline import DeadlineReference
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import AssetOrTimeSchedule, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
 
-from ct_tasks import dag_defaults, promotion, stack_config
+from ct_tasks import dag_defaults, notify, promotion, stack_config
 from ct_tasks.step_tasks import NewDataSensor, StepOperator
 from pipeline_steps import pipeline
 
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "orchestration" / "dags"
 RUN_ID_PATH = "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}"
 PARAMS_YAML = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
 EDGES = {
@@ -204,13 +206,96 @@ def test_batch_scoring_runs_when_a_table_to_score_is_published(dagbag) -> None:
     assert scoring.max_active_runs == 1 and scoring.catchup is False
 
 
-def test_monitoring_runs_every_hour_in_one_step_container_of_the_drift_image(dagbag) -> None:
+def test_monitoring_runs_every_hour_in_a_container_of_the_drift_image_then_publishes_what_it_hands_on(
+        dagbag) -> None:
     monitor = dagbag.dags["monitor_production"]
-    [task] = monitor.tasks
-    assert isinstance(task, StepOperator) and task.image == "ct-monitor-production:latest"
-    assert task.command == f"--output s3://pipeline-runs/monitoring/{RUN_ID_PATH}"
+    measure, publish = monitor.get_task("monitor_production"), monitor.get_task("publish_data")
+    assert isinstance(measure, StepOperator) and measure.image == "ct-monitor-production:latest"
+    assert measure.command == f"--output s3://pipeline-runs/monitoring/{RUN_ID_PATH}"
+    assert measure.downstream_task_ids == {"publish_data"} and len(monitor.tasks) == 2
+    # The labelled rows the monitor found, when decay set it off; its success starts training.
+    assert isinstance(publish, StepOperator) and publish.image == "ct-publish-data:latest"
+    assert publish.command == f"--append-labelled s3://pipeline-runs/monitoring/{RUN_ID_PATH}"
+    assert publish.outlets == [stack_config.DATA_ASSET]
+    assert stack_config.DATA_ASSET in dagbag.dags["ml_training_pipeline"].timetable.asset_condition.objects
     assert monitor.schedule == "@hourly"
     assert monitor.max_active_runs == 1 and monitor.catchup is False
+
+
+def test_monitoring_can_be_left_to_run_only_on_demand(monkeypatch) -> None:
+    with_settings(monkeypatch, ct_monitor_schedule="none")
+    assert DagBag(dag_folder=str(DAGS_FOLDER / "monitor_production.py")).dags["monitor_production"].schedule \
+        is None
+
+
+def test_only_the_publishing_task_gets_the_publishers_s3_keys(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "pipeline-key")
+    monkeypatch.setenv("S3_PUBLISHER_ACCESS_KEY", "publisher-key")
+    monkeypatch.setenv("S3_PUBLISHER_SECRET_KEY", "publisher-secret")
+    assert stack_config.secret_environment(pipeline.step("monitor_production"))["AWS_ACCESS_KEY_ID"] == \
+        "pipeline-key"
+    keys = stack_config.secret_environment(pipeline.step("publish_data"))
+    assert (keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"]) == ("publisher-key", "publisher-secret")
+    monkeypatch.delenv("S3_PUBLISHER_SECRET_KEY")
+    with pytest.raises(AirflowFailException, match="publish_data signs with the S3 identity PUBLISHER, but "
+                       "this Airflow service has no S3_PUBLISHER_SECRET_KEY"):
+        stack_config.secret_environment(pipeline.step("publish_data"))
+
+
+def rendered(notifier: HttpNotifier, context: dict) -> dict:
+    """The JSON a notifier would POST in this context."""
+    notifier.render_template_fields(context)
+    return notifier.json
+
+
+class FakeTaskInstance:  # pylint: disable=too-few-public-methods
+    """What a callback asks of the task instance: its result, its name, its try and its page."""
+
+    task_id, try_number, log_url = "monitor_production", 1, "http://localhost:8080/the-task"
+
+    def __init__(self, result: dict) -> None:
+        self.result = result
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> dict | None:
+        return self.result if (task_ids, key) == ("monitor_production", "return_value") else None
+
+
+def test_a_monitor_run_that_sets_off_a_trigger_notifies_its_reasons_and_a_quiet_one_sends_nothing(
+        dagbag) -> None:
+    [callback] = dagbag.dags["monitor_production"].get_task("monitor_production").on_success_callback
+    sent = []
+    callback.notifier.notify = lambda context: sent.append(callback.notifier.json)
+    triggers = [{"kind": "drift", "reason": "3 of 30 columns drifted, more than MONITOR_MAX_DRIFT_SHARE"},
+                {"kind": "decay", "reason": "live f1 0.1000 on 40 labelled rows < 0.8500"}]
+    ti = FakeTaskInstance({"triggers": triggers})
+    context = {"ti": ti, "task_instance": ti, "dag": dagbag.dags["monitor_production"], "run_id": "manual__1"}
+    callback(context | {"ti": FakeTaskInstance({"triggers": []})})
+    assert not sent
+    callback(context)
+    assert len(sent) == 1
+    message = sent[0]
+    assert message["outcome"] == "triggered"
+    assert message["reason"] == "; ".join(trigger["reason"] for trigger in triggers)
+    assert message["text"] == ("monitor_production run manual__1: the Production model's monitoring set "
+                               f"off: {message['reason']} (http://localhost:8080/the-task)")
+
+
+def test_an_approval_still_waiting_near_its_timeout_is_reminded(dagbag) -> None:
+    [_, reminder] = dagbag.dags["ml_training_pipeline"].deadline
+    assert reminder.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert reminder.interval == timedelta(hours=24) - timedelta(minutes=60)
+    run = {"dag_id": "ml_training_pipeline", "dag_run_id": "manual__1", "state": "running"}
+    notifier = HttpNotifier(**reminder.callback.kwargs, context={"dag_run": run, "deadline": {}})
+    message = rendered(notifier, notifier.context)
+    assert message["outcome"] == "approval_due"
+    assert message["reason"] == ("still going 1380 min after it was queued: a promotion waiting for approval "
+                                 "counts as Reject 24 h after it was asked (CT_APPROVAL_TIMEOUT_HOURS); "
+                                 "approve or reject it on the run's page")
+
+
+def test_no_reminder_where_promotion_never_waits_for_a_person(monkeypatch) -> None:
+    with_settings(monkeypatch, ct_auto_approve=True)
+    assert notify.approval_reminder() is None
 
 
 def test_drift_informs_unless_the_run_sets_a_maximum(dag) -> None:

@@ -46,6 +46,7 @@ def test_rows_are_appended_after_the_published_bytes_and_never_twice(
     offered = labelled(store, f"{run_prefix}/labelled-1.parquet", "request-a", range(40))
     done = publish_data.append_rows(dataset, store, offered, minimum=30)
     assert (done["appended_rows"], done["offered_rows"]) == (40, 40)
+    assert done["message"].endswith("plus 40 labelled production rows; its event starts a training run")
     second = published_bytes(dataset, store)
     assert second.startswith(first) and second.count(b"\n") == first.count(b"\n") + 40
     assert done["md5"] != done["appended_to"]

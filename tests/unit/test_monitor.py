@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
+import uuid
 from datetime import datetime
 
 import pandas as pd
 import pytest
 
-from pipeline_steps.data import drift, tables
+from pipeline_steps.data import drift, tables, versions
 from pipeline_steps.data.builtin import builtin_csv
 from pipeline_steps.data.versions import dvc_object_uri
 from pipeline_steps.monitoring import window
@@ -23,8 +24,8 @@ from pipeline_steps.serving import feedback
 from pipeline_steps.services import tracking
 from pipeline_steps.services.storage import Storage
 from pipeline_steps.settings import Settings
-from pipeline_steps.steps import monitor_production, predict
-from tests.unit.pipeline_run import point_production_at, train_version
+from pipeline_steps.steps import monitor_production, predict, publish_data
+from tests.unit.pipeline_run import point_production_at, run_steps, train_version
 
 LABELLED = 40
 
@@ -123,6 +124,39 @@ def test_the_next_run_with_nothing_new_measures_nothing_and_says_so(
     assert second["skip_reason"].startswith(
         f"nothing new in the prediction log of {penguins.model_name} since "), second
     assert len(measured) == 1
+    # Drift alone publishes nothing: the publishing task after it says so.
+    assert publish_data.append_labelled(penguins, store, f"{run_prefix}/monitor-1")["skip_reason"] == (
+        "no decay trigger, so no labelled rows to publish")
+
+
+def test_a_decayed_window_is_published_once_and_the_model_trained_on_it_names_that_window(
+        penguins: Settings, store: Storage, run_prefix: str,
+        measured: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:  # pylint: disable=unused-argument
+    settings = dataclasses.replace(penguins, dataset_name=f"penguins_{uuid.uuid4().hex[:8]}")
+    first = publish_data.publish(settings, store, builtin_csv("penguins", "species"), "penguins.csv")
+    scored = serve_and_score(settings, store, run_prefix)
+    wrong_labels(settings, store, scored, LABELLED)
+    found = monitor(settings, store, f"{run_prefix}/monitor")
+
+    published = publish_data.append_labelled(settings, store, f"{run_prefix}/monitor")
+    assert (published["appended_rows"], published["appended_to"]) == (LABELLED, first["md5"])
+    assert published["rows"] == first["rows"] + LABELLED
+    window_record = {"monitor_run": found["run_id"], "model_version": scored["model_version"],
+                     "start": None, "end": found["window_end"], "rows": LABELLED}
+    assert versions.feedback_windows(settings, store, published["md5"]) == [window_record]
+    # The same window handed on again (a retried task, a lost watermark) publishes nothing.
+    again = publish_data.append_labelled(settings, store, f"{run_prefix}/monitor")
+    assert again["skip_reason"].startswith(f"0 of the {LABELLED} labelled rows were not appended before")
+    assert store.read_json(settings.published_pointer_uri)["md5"] == published["md5"]
+
+    anything_registers = dataclasses.replace(settings, quality_threshold=0.0, quality_tolerance=1.0)
+    registered = run_steps(anything_registers, store, f"{run_prefix}/retrain",
+                           data_version=published["md5"]).registered
+    assert registered is not None
+    version = tracking.connect(settings).get_model_version(settings.model_name, registered["version"])
+    assert version.tags["data_version"] == published["md5"]
+    assert version.tags["feedback_windows"] == (f"monitor run {found['run_id']} ({LABELLED} rows, first to "
+                                                f"{found['window_end']})")
 
 
 def test_every_window_adds_its_figures_to_one_timeline_run_that_mlflow_charts(

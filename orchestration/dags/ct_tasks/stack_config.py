@@ -12,6 +12,10 @@ so they never enter the serialized DAG or the UI.
 from __future__ import annotations
 
 import json
+import os
+
+from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
 
 from pipeline_steps.pipeline import Step
 from pipeline_steps.settings import PARAMS_VARIABLE, Settings, load_params, load_settings, step_environment
@@ -22,6 +26,11 @@ PARAMS_JSON = json.dumps(load_params())  # what every step container gets as CT_
 RUN_ID_PATH = "{{ dag_run.run_id | replace(':', '-') | replace('+', '-') }}"
 # The webhook itself is the Airflow connection NOTIFY_CONN_ID (AIRFLOW_CONN_CT_NOTIFY).
 NOTIFY_CONN_ID = "ct_notify"
+# The training data's pointer as an Asset: an event on it (make publish posts one; so does the monitor's
+# publish task by succeeding) starts the training DAG.
+DATA_ASSET = Asset(name=f"{SETTINGS.dataset_name}_data", uri=SETTINGS.published_pointer_uri)
+# The S3 identity every step signs with unless its declaration names another (Step.s3_identity).
+PIPELINE_IDENTITY = "PIPELINE"
 
 
 def is_true(value: object) -> bool:
@@ -63,6 +72,21 @@ def container_environment() -> dict[str, str]:
     return {**step_environment(SETTINGS), PARAMS_VARIABLE: PARAMS_JSON, "PYTHONUNBUFFERED": "1"}
 
 
-def secret_environment() -> dict[str, str]:
-    """S3 keys and the MLflow login, read when the task runs, so they never enter the serialized DAG."""
-    return step_environment(load_settings(), secret=True)
+def secret_environment(step: Step) -> dict[str, str]:
+    """S3 keys and the MLflow login, read when the task runs, so they never enter the serialized DAG.
+
+    A step whose declaration names another S3 identity than the steps' gets that identity's keys,
+    which the Airflow services hold as the secrets S3_<identity>_ACCESS_KEY and _SECRET_KEY; no
+    other step container sees them.
+    """
+    found = step_environment(load_settings(), secret=True)
+    if step.s3_identity == PIPELINE_IDENTITY:
+        return found
+    names = {"AWS_ACCESS_KEY_ID": f"S3_{step.s3_identity}_ACCESS_KEY",
+             "AWS_SECRET_ACCESS_KEY": f"S3_{step.s3_identity}_SECRET_KEY"}
+    missing = [name for name in names.values() if not os.environ.get(name)]
+    if missing:
+        raise AirflowFailException(f"{step.name} signs with the S3 identity {step.s3_identity}, but this "
+                                   f"Airflow service has no {' or '.join(missing)} (its secrets: "
+                                   "infra/docker-compose.yml, x-airflow)")
+    return {**found, **{variable: os.environ[name] for variable, name in names.items()}}

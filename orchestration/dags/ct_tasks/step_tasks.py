@@ -158,12 +158,12 @@ def image_with_digest(cli: Any, image_ref: str) -> str:
     return f"{image_ref}@{cli.inspect_image(image_ref)['Id']}"
 
 
-def container_environment(cli: Any, image_ref: str) -> dict[str, str]:
-    """What a step container gets at run time: the settings, the S3 keys and its exact image."""
+def container_environment(cli: Any, step: Step) -> dict[str, str]:
+    """What a step container gets at run time: the settings, its S3 keys and its exact image."""
     return {
         **stack_config.container_environment(),
-        **stack_config.secret_environment(),
-        "STEP_IMAGE": image_with_digest(cli, image_ref),
+        **stack_config.secret_environment(step),
+        "STEP_IMAGE": image_with_digest(cli, stack_config.image(step)),
     }
 
 
@@ -214,6 +214,8 @@ class StepOperator(DockerOperator):
             "network_mode": stack_config.SETTINGS.ct_docker_network,
             "extra_hosts": stack_config.STEP_EXTRA_HOSTS,
             "environment": stack_config.container_environment(),
+            # Its success is the data Asset's event: the training DAG starts on it.
+            **({"outlets": [stack_config.DATA_ASSET]} if step.announces else {}),
             **queue_of(step),
             **kwargs,
         }
@@ -235,7 +237,7 @@ class StepOperator(DockerOperator):
         if self.run_when is not None and not stack_config.is_true(self.run_when):
             context["ti"].xcom_push(key=pipeline.REASON_KEY, value=self.skip_reason)
             raise AirflowSkipException(f"skipped: {self.skip_reason}")
-        self._private_environment = stack_config.secret_environment()
+        self._private_environment = stack_config.secret_environment(pipeline.step(self.step))
         self.environment = {**self.environment, "STEP_IMAGE": image_with_digest(self.cli, self.image)}
         self.labels = {LABEL_STEP: self.step, LABEL_RUN: str(context.get("run_id", ""))}
         try:
@@ -322,10 +324,9 @@ class NewDataSensor(BaseSensorOperator):
     def check(self, context: Any) -> dict[str, Any]:
         """Run the check's container once and return its result."""
         cli = self.cli
-        ref = stack_config.image(self.step)
         container = cli.create_container(
-            image=ref,
-            environment=container_environment(cli, ref),
+            image=stack_config.image(self.step),
+            environment=container_environment(cli, self.step),
             host_config=cli.create_host_config(network_mode=stack_config.SETTINGS.ct_docker_network,
                                                extra_hosts=stack_config.STEP_EXTRA_HOSTS),
             labels={LABEL_STEP: self.step.name, LABEL_RUN: str(context.get("run_id", ""))},
