@@ -42,6 +42,9 @@ STACK_ENV = {
     "WAIT_SECONDS": "900", "CT_NOTIFY_WEBHOOK": f"http://host.docker.internal:{RECEIVER_PORT}/ct-notify",
     # The model server's own look at the alias is rare here: a swap within seconds is the webhook's.
     "SERVE_ALIAS_CHECK_SECONDS": "30",
+    # Monitoring (test_stack_monitoring.py): only the tests start it (an hourly run could take their
+    # window), any drifted column notifies, and a monitor run is late after a minute.
+    "CT_MONITOR_SCHEDULE": "none", "MONITOR_MAX_DRIFT_SHARE": "0", "CT_MONITOR_DEADLINE_MINUTES": "1",
 }
 
 
@@ -157,7 +160,7 @@ class Stack:
         return "\n".join(sections)
 
 
-DAG_IDS = ("ml_training_pipeline", "batch_scoring", "rollback_production")
+DAG_IDS = ("ml_training_pipeline", "batch_scoring", "rollback_production", "monitor_production")
 
 
 def scheduler_log(since: str | None, until: str | None) -> str:

@@ -246,7 +246,7 @@ def test_each_s3_identity_reaches_only_what_it_needs(stack: Stack) -> None:
     pipeline.put_object(Bucket="pipeline-runs", Key="identity-check.txt", Body=b"x")
     stack.s3().delete_object(Bucket="pipeline-runs", Key="identity-check.txt")
     assert refused(lambda: pipeline.list_objects_v2(Bucket="mlflow-artifacts")) == "AccessDenied"
-    # The publisher writes the data only; MLflow reaches its artifacts only.
+    # The publisher writes the data only (and reads a monitor run's rows); MLflow reaches its artifacts only.
     assert refused(lambda: publisher.put_object(Bucket="pipeline-runs", Key="x", Body=b"x")) == "AccessDenied"
     assert refused(lambda: mlflow_s3.list_objects_v2(Bucket="dvc-data")) == "AccessDenied"
     assert mlflow_s3.list_objects_v2(Bucket="mlflow-artifacts")["ResponseMetadata"]["HTTPStatusCode"] == 200
@@ -786,6 +786,8 @@ def test_no_service_shows_a_secret_to_docker_inspect(stack: Stack) -> None:
         "AWS_ACCESS_KEY_ID": "S3_SERVER_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY": "S3_SERVER_SECRET_KEY"}
     scheduler = mounted("airflow-scheduler")
     assert scheduler["AWS_SECRET_ACCESS_KEY"] == "S3_PIPELINE_SECRET_KEY"
+    # The publisher's keys too, for the one task that publishes (the monitor's): no other step gets them.
+    assert scheduler["S3_PUBLISHER_SECRET_KEY"] == "S3_PUBLISHER_SECRET_KEY"
     assert scheduler["MLFLOW_TRACKING_PASSWORD"] == "MLFLOW_ADMIN_PASSWORD"
     # The people's and the publisher's Airflow passwords: only the API server checks them.
     assert set(mounted("airflow-apiserver").values()) == {
