@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -27,6 +28,21 @@ ACCESS_KEY = "ct-test-access"
 SECRET_KEY = "ct-test-secret-0123456789"
 PIPELINE_ACCESS_KEY = "ct-test-pipeline"
 PIPELINE_SECRET_KEY = "ct-test-pipeline-secret-0123"
+PUBLISHER_ACCESS_KEY = "ct-test-publisher"
+PUBLISHER_SECRET_KEY = "ct-test-publisher-secret-012"
+# The stack's scoped S3 identities the tests sign with, by name, and their keys.
+SCOPED_KEYS = {"PIPELINE": (PIPELINE_ACCESS_KEY, PIPELINE_SECRET_KEY),
+               "PUBLISHER": (PUBLISHER_ACCESS_KEY, PUBLISHER_SECRET_KEY)}
+COMPOSE_FILE = Path(__file__).resolve().parents[1] / "infra" / "docker-compose.yml"
+
+
+def stack_identity(name: str) -> list[str]:
+    """The actions the stack allows its S3 identity ``name`` (S3_IDENTITY_<name> in the compose file),
+    with the default bucket names: the tests' S3 scopes its keys exactly as the stack does."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    raw = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["x-s3-identities"][f"S3_IDENTITY_{name}"]
+    return [part.strip() for part in re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", raw).split(",")]
 # The stack's buckets, each Bucket setting's default.
 BUCKETS = tuple(item.default for item in declared() if isinstance(item.spec.kind, Bucket))
 MLFLOW_SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "images" / "mlflow" / "server.sh"
@@ -104,13 +120,11 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
         "name": "admin",
         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }, {
-        # Scoped as the stack scopes its steps (infra/docker-compose.yml, S3_IDENTITY_PIPELINE).
-        "name": "pipeline",
-        "credentials": [{"accessKey": PIPELINE_ACCESS_KEY, "secretKey": PIPELINE_SECRET_KEY}],
-        "actions": ["Read:dvc-data", "List:dvc-data", "Read:pipeline-runs", "List:pipeline-runs",
-                    "Write:pipeline-runs", "Tagging:pipeline-runs"],
-    }]}))
+    }, *({
+        # Scoped as the stack scopes them (infra/docker-compose.yml, S3_IDENTITY_<NAME>).
+        "name": name.lower(), "credentials": [{"accessKey": keys[0], "secretKey": keys[1]}],
+        "actions": stack_identity(name),
+    } for name, keys in SCOPED_KEYS.items())]}))
     (workdir / "data").mkdir()
     port = free_port()
     command = [

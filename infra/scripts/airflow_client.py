@@ -225,7 +225,8 @@ class AirflowClient:  # pylint: disable=too-many-public-methods  # one method pe
             return said
         failed = [task for task, state in states.items() if state == "failed"]
         if failed:
-            return f"failed at {failed[0]}, nothing registered: {self.error_line(run_id, failed[0], dag_id)}"
+            lost = ", nothing registered" if dag_id == DAG_ID else ""
+            return f"failed at {failed[0]}{lost}: {self.error_line(run_id, failed[0], dag_id)}"
         return f"run ended {self.run(run_id, dag_id)['state']}"
 
     def _step_outcome(self, run_id: str, states: dict[str, str | None], dag_id: str) -> str | None:
