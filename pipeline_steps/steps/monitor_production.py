@@ -209,14 +209,19 @@ def _add_to_timeline(client: Any, experiment_id: str, metrics: dict[str, float],
 
 
 def _outcome(settings: Settings, result: MonitorResult, found: window.Window) -> str:
-    """The run in one line: what it read, what it measured, what it set off."""
-    parts = [f"{found.line()} for {result['model_name']} version {result['model_version']}"]
-    parts.append(result["drift_line"])
+    """The run in one line: what it read, what it measured, what it set off (a trigger's reason in place
+    of the figure it judged)."""
+    reasons = {trigger["kind"]: trigger["reason"] for trigger in result["triggers"]}
+    parts = [f"{found.line()} for {result['model_name']} version {result['model_version']}",
+             reasons.get("drift", result["drift_line"])]
     metric = settings.quality_metric
-    if metric in result["live_metrics"]:
+    if "decay" in reasons:
+        parts.append(reasons["decay"])
+    elif metric in result["live_metrics"]:
         parts.append(f"live {metric} {result['live_metrics'][metric]:.4f} on {result['labelled_rows']} "
                      "labelled rows")
-    parts.append("; ".join(t["reason"] for t in result["triggers"]) if result["triggers"] else "no trigger")
+    if not reasons:
+        parts.append("no trigger")
     return "; ".join(parts)
 
 

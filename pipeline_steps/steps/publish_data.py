@@ -151,7 +151,7 @@ def append_labelled(settings: Settings, store: Storage, monitored_uri: str) -> d
     set off the decay trigger, as :func:`append_rows` does; else a skip saying why."""
     monitored = store.read_result(monitored_uri)
     if not monitored.get("labelled_uri"):
-        reason = "no decay trigger, so no labelled rows to publish"
+        reason = "no decay trigger"
         log.info("%s", reason)
         return {"dataset": settings.dataset_name, "skip_reason": reason}
     window = {"monitor_run": monitored["run_id"], "model_version": monitored["model_version"],

@@ -68,7 +68,7 @@ def answered(stack: Stack, records: list[dict]) -> dict:
 
 
 def monitor(stack: Stack) -> tuple[str, str, float]:
-    """`make monitor`: its last line, the run it started, and the seconds it took."""
+    """`make monitor`: its last line (after the DAG's name), the run it started, and the seconds it took."""
     client = stack.airflow()
     client.wait_until_idle(MONITOR_DAG)
     before = {run["dag_run_id"] for run in client.runs(MONITOR_DAG)}
@@ -77,7 +77,9 @@ def monitor(stack: Stack) -> tuple[str, str, float]:
     seconds = time.monotonic() - started
     [run_id] = [run["dag_run_id"] for run in client.runs(MONITOR_DAG) if run["dag_run_id"] not in before]
     stack.runs.append(run_id)
-    return done.stdout.strip().splitlines()[-1], run_id, seconds
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith(f"{MONITOR_DAG}: "), line
+    return line.removeprefix(f"{MONITOR_DAG}: "), run_id, seconds
 
 
 def test_a_monitor_run_with_no_new_predictions_ends_in_seconds_saying_so(stack: Stack) -> None:
