@@ -411,8 +411,8 @@ class Settings:  # pylint: disable=too-many-instance-attributes  # the declarati
     ct_run_deadline_minutes: int = setting(Integer(1), "a training run not finished this long after it was "
                                            "queued notifies, with its link, while it still runs (Airflow's "
                                            "Deadline Alert)", default=120, scope=STACK)
-    ct_monitor_deadline_minutes: int = setting(Integer(1), "...and a monitor run not finished this long after "
-                                               "it was queued", default=30, scope=STACK)
+    ct_monitor_deadline_minutes: int = setting(Integer(1), "...and a monitor run not finished this long "
+                                               "after it was queued", default=30, scope=STACK)
     ct_approval_remind_minutes: int = setting(Integer(1), "a training run still going this long before "
                                               "CT_APPROVAL_TIMEOUT_HOURS after it was queued (its promotion "
                                               "waits for a person) notifies, with its link", default=60,

@@ -20,7 +20,8 @@ from pipeline_steps import pipeline
 from pipeline_steps.pipeline import APPROVAL_TASK, GATE_TASK, KEEP_TASK, STOP_TASK, TRAINING_DAG
 
 SETTINGS = stack_config.SETTINGS
-# Published by the publish_data step (make publish, or the monitor's DAG), with an event on it: that starts a run.
+# Published by the publish_data step (make publish, or the monitor's DAG), with an event on it: that
+# starts a run.
 DATA_ASSET = stack_config.DATA_ASSET
 STEPS_DOC = "\n".join(f"- `{step.name}`: {step.doc}" for step in pipeline.of_dag(TRAINING_DAG))
 

@@ -1,4 +1,4 @@
-"""monitor_production: what the Production model sees and how right it is, every hour; retraining when it decays.
+"""monitor_production: what the Production model sees and how right it is, hourly; retraining when it decays.
 
 One step container (`monitor_production`, in the drift image: Evidently) reads the
 prediction log (the model server's answers and batch scoring's rows) and the

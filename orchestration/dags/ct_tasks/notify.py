@@ -120,7 +120,8 @@ def run_deadline(minutes: int, setting: str) -> DeadlineAlert | None:
     """Airflow's Deadline Alert for a run not finished ``minutes`` after it was queued (none without a
     webhook)."""
     return _deadline(minutes, "late",
-                     f"not finished {minutes} min after it was queued ({setting}); it is {{{{ dag_run.state }}}}")
+                     f"not finished {minutes} min after it was queued ({setting}); "
+                     "it is {{ dag_run.state }}")
 
 
 def approval_reminder() -> DeadlineAlert | None:
@@ -137,6 +138,6 @@ def approval_reminder() -> DeadlineAlert | None:
         return None
     minutes = max(settings.ct_approval_timeout_hours * 60 - settings.ct_approval_remind_minutes, 1)
     return _deadline(minutes, "approval_due",
-                     f"still going {minutes:g} min after it was queued: a promotion waiting for approval counts "
-                     f"as Reject {settings.ct_approval_timeout_hours:g} h after it was asked "
+                     f"still going {minutes:g} min after it was queued: a promotion waiting for approval "
+                     f"counts as Reject {settings.ct_approval_timeout_hours:g} h after it was asked "
                      "(CT_APPROVAL_TIMEOUT_HOURS); approve or reject it on the run's page")
