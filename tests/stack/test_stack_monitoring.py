@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline_steps.monitoring.window import SETTLE_SECONDS, WATERMARK
+from pipeline_steps.serving.feedback import FEEDBACK_PREFIX
+from pipeline_steps.serving.prediction_log import LOG_PREFIX
 from tests.stack.conftest import Stack, stack_command
 from tests.stack.test_stack_e2e import (DAG_ID, answer, data_object_key, mlflow_client, production,
                                         published_pointer, step_containers, wait_for_state)
@@ -25,7 +28,6 @@ from tests.stack.test_stack_e2e import (DAG_ID, answer, data_object_key, mlflow_
 MODEL = "ct-xgboost"
 MONITOR_DAG = "monitor_production"
 LOG_BUCKET = "prediction-log"
-SETTLE_SECONDS = 10  # pipeline_steps/monitoring/window.py: a window ends this long before it is listed
 LABELLED = 36  # above MONITOR_MIN_LABELLED_ROWS (30)
 
 
@@ -63,7 +65,7 @@ def answered(stack: Stack, records: list[dict]) -> dict:
     since = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     reply = stack.model_server().predict(records)
     assert reply.status == 200, reply
-    settled(stack, f"predictions/model={MODEL}/", since)
+    settled(stack, f"{LOG_PREFIX}/model={MODEL}/", since)
     return reply.body
 
 
@@ -148,7 +150,7 @@ def wrong_labels_fed_back(stack: Stack, reply: dict, tmp_path: Path) -> list[int
     since = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     fed = stack_command("make", "feedback", f"FILE={path}")
     assert fed.stdout.strip().splitlines()[-1].startswith(f"stored {len(labels)} label"), fed.stdout
-    settled(stack, f"feedback/model={MODEL}/", since)
+    settled(stack, f"{FEEDBACK_PREFIX}/model={MODEL}/", since)
     return labels
 
 
@@ -204,7 +206,7 @@ def test_labels_where_the_model_is_wrong_publish_exactly_those_rows_once_and_ret
     stack.model_server().wait_for_version(registered["version"], timeout=30)
 
     # The same window again (its watermark lost): the rows were appended once, so nothing is published.
-    stack.s3().delete_object(Bucket=LOG_BUCKET, Key=f"monitor/model={MODEL}/watermark.json")
+    stack.s3().delete_object(Bucket=LOG_BUCKET, Key=WATERMARK.format(model=MODEL))
     line, again, _ = monitor(stack)
     assert line.endswith(f"no new data version: 0 of the {LABELLED} labelled rows were not appended before: "
                          "fewer than MONITOR_MIN_LABELLED_ROWS (30); no data version published"), line
